@@ -1,0 +1,38 @@
+# The two commands a user needs: `make course` and `make test`.
+# Each creates .venv on first use and installs everything into it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup course test lab lint clean-cache bench
+
+setup: $(STAMP)
+
+# torch and torchvision are installed together, in one resolver run, so the pair
+# always matches; a machine-local CPU-only torch wheel has no torchvision build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade --quiet pip
+	$(PIP) install --quiet torch torchvision
+	$(PIP) install --quiet -e ".[dev]"
+	$(PY) -c "import torch, torchvision, faiss, sklearn, umap; print('reidlib env: torch', torch.__version__, 'torchvision', torchvision.__version__)"
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m reidlib.course run
+
+test: $(STAMP)
+	$(PY) -m ruff check reidlib tests benchmarks
+	$(PY) -m pytest -q -rs
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+lint: $(STAMP)
+	$(PY) -m ruff check reidlib tests benchmarks
+
+clean-cache:
+	rm -rf data/cache build

@@ -1,0 +1,12 @@
+"""reidlib: the shared library of the course "Unsupervised Person Re-ID, hands-on".
+
+The layout mirrors the course (survey: "Unsupervised Person Re-identification: a
+survey of challenges and solutions", in ``shared/seed``):
+
+- ``reidlib.data``: the synthetic multi-camera world and the real-dataset readers (chapter 0)
+- ``reidlib.evaluation``: mAP / CMC / mINP under the Market-1501 protocol, re-ranking (chapter 0)
+- ``reidlib.models``, ``reidlib.training``: backbones, losses, supervised training (chapter 0)
+- ``reidlib.handcrafted``: the pre-deep colour-texture baseline (chapter 0)
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,198 @@
+"""Build, cache and load a synthetic world under the Market-1501 protocol (survey §4.1).
+
+Protocol: training and test identities are disjoint; every test identity is seen by at
+least two cameras; one query per (identity, camera), the rest of that identity's images
+in the gallery; gallery-only distractor people are labelled 0 and junk crops (no person)
+-1, as in Market-1501.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reidlib.data.imageset import ImageSet, ReidSplits
+from reidlib.data.synthetic.render import image_parameters, render_images
+from reidlib.data.synthetic.sample import (
+    sample_cameras,
+    sample_nuisances,
+    sample_people,
+    sample_walks,
+    transit_times,
+)
+from reidlib.data.synthetic.spec import get_domain, get_size
+from reidlib.utils import atomic_path, sha256_file
+
+WORLD_VERSION = 1  # bump when rendering changes, so stale caches are rebuilt
+
+
+@dataclass
+class World(ReidSplits):
+    """A rendered world: the three splits plus what the renderer knows and a model must not.
+
+    ``people`` holds each person's attributes (row ``i`` describes ``people_pid[i]``),
+    ``cameras`` each camera's style, ``transit`` the walking time between cameras (s).
+    """
+
+    domain: str = ""
+    profile: str = ""
+    people_pid: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    people: dict[str, np.ndarray] = field(default_factory=dict)
+    cameras: dict[str, np.ndarray] = field(default_factory=dict)
+    transit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def attributes_of(self, pids: np.ndarray) -> dict[str, np.ndarray]:
+        """Attribute columns for each pid in ``pids`` (pids must be real people, not 0/-1)."""
+        row = {int(p): i for i, p in enumerate(self.people_pid)}
+        idx = np.asarray([row[int(p)] for p in pids])
+        return {k: v[idx] for k, v in self.people.items() if not k.startswith("rgb_")}
+
+
+def _assign_splits(walks, person_pid, role, rng) -> np.ndarray:
+    """Per image: 0 train, 1 query, 2 gallery, following the Market-1501 protocol."""
+    split = np.full(len(walks["person"]), 2, np.int64)
+    split[role[walks["person"]] == 0] = 0
+    test = np.flatnonzero(role[walks["person"]] == 1)
+    keys = person_pid[walks["person"][test]] * 1000 + walks["camid"][test]
+    order = rng.permutation(len(test))  # a random image of each (id, camera) becomes its query
+    _, first = np.unique(keys[order], return_index=True)
+    split[test[order[first]]] = 1
+    return split
+
+
+def build_world(
+    domain: str = "A", profile: str = "quick", seed: int = 0,
+    device: torch.device | str = "cpu", progress: bool = True,
+) -> World:
+    """Sample and render a world; deterministic in (domain, profile, seed, device)."""
+    dom, size = get_domain(domain), get_size(profile)
+    rng = np.random.default_rng([dom.seed, seed])
+    cameras = sample_cameras(dom, rng)
+    n = size.n_train + size.n_test + size.n_distractors
+    people = sample_people(dom, n, rng)
+    role = np.repeat([0, 1, 2], [size.n_train, size.n_test, size.n_distractors])
+    person_pid = np.where(role == 2, 0, np.arange(1, n + 1))
+    walks = sample_walks(n, size, cameras, rng)
+    split = _assign_splits(walks, person_pid, role, rng)
+    nuisances = sample_nuisances(walks, cameras, rng)
+    pids = person_pid[walks["person"]]
+
+    # junk: gallery crops where the detector fired on background only (pid -1)
+    n_junk = int(round(size.junk_fraction * (split == 2).sum()))
+    junk = np.sort(rng.choice(np.flatnonzero(split == 2), n_junk, replace=False))
+    nuisances["no_person"][junk] = 1
+    pids[junk] = -1
+
+    params = image_parameters(people, cameras, walks, nuisances)
+    images = render_images(params, size.height, size.width, seed=seed, device=device,
+                           progress=progress)
+
+    def subset(s):
+        idx = np.flatnonzero(split == s)
+        return ImageSet(images[idx], pids[idx], walks["camid"][idx], walks["tracklet"][idx],
+                        walks["frame"][idx], walks["timestamp"][idx])
+
+    real = person_pid > 0
+    return World(
+        name=f"synthetic-{domain}-{profile}", train=subset(0), query=subset(1), gallery=subset(2),
+        domain=domain, profile=profile, people_pid=person_pid[real],
+        people={k: v[real] for k, v in people.items()}, cameras=cameras,
+        transit=transit_times(cameras["position"]),
+    )
+
+
+# ---------------------------------------------------------------- cache
+
+_SPLITS = ("train", "query", "gallery")
+_COLUMNS = ("images", "pids", "camids", "tracklets", "frames", "timestamps")
+
+
+def _to_arrays(world: World) -> dict[str, np.ndarray]:
+    arrays = {f"{s}_{c}": getattr(getattr(world, s), c) for s in _SPLITS for c in _COLUMNS}
+    arrays.update({f"people_{k}": v for k, v in world.people.items()})
+    arrays.update({f"cameras_{k}": v for k, v in world.cameras.items()})
+    arrays["people_pid"] = world.people_pid
+    arrays["transit"] = world.transit
+    return arrays
+
+
+def _from_arrays(a, domain: str, profile: str) -> World:
+    def split(s):
+        return ImageSet(*(a[f"{s}_{c}"] for c in _COLUMNS))
+
+    return World(
+        name=f"synthetic-{domain}-{profile}", train=split("train"), query=split("query"),
+        gallery=split("gallery"), domain=domain, profile=profile, people_pid=a["people_pid"],
+        people={k[7:]: a[k] for k in a.files if k.startswith("people_") and k != "people_pid"},
+        cameras={k[8:]: a[k] for k in a.files if k.startswith("cameras_")},
+        transit=a["transit"],
+    )
+
+
+def default_cache_dir() -> Path:
+    """``$REID_CACHE`` if set, else ``data/cache`` at the repository root."""
+    if env := os.environ.get("REID_CACHE"):
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "data" / "cache"
+
+
+def cache_paths(domain: str, profile: str, seed: int, cache_dir: str | os.PathLike | None):
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stem = f"world-{domain}-{profile}-seed{seed}-v{WORLD_VERSION}"
+    return root / f"{stem}.npz", root / f"{stem}.json"
+
+
+def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) -> None:
+    """Write the arrays, then a manifest with their checksum; both atomically.
+
+    The manifest is written last, so a crash in between leaves no manifest and the
+    half-finished world is rebuilt on the next load rather than used.
+    """
+    with atomic_path(data_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **_to_arrays(world))
+        digest = sha256_file(tmp)
+    manifest = {"domain": world.domain, "profile": world.profile, "seed": seed,
+                "version": WORLD_VERSION, "sha256": digest}
+    with atomic_path(manifest_path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+
+
+def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
+    if not (data_path.exists() and manifest_path.exists()):
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return manifest.get("version") == WORLD_VERSION and manifest.get("sha256") == sha256_file(
+        data_path
+    )
+
+
+def load_world(
+    domain: str = "A", profile: str = "quick", seed: int = 0,
+    cache_dir: str | os.PathLike | None = None, device: torch.device | str | None = None,
+    progress: bool = True,
+) -> World:
+    """Load a world from the cache, rendering (and caching) it when absent or damaged.
+
+    ``device`` only matters when rendering: the default renders ``full`` worlds on a GPU
+    where present and smaller ones on the CPU.
+    """
+    data_path, manifest_path = cache_paths(domain, profile, seed, cache_dir)
+    if _valid_cache(data_path, manifest_path):
+        with np.load(data_path) as a:
+            return _from_arrays(a, domain, profile)
+    if data_path.exists() or manifest_path.exists():
+        print(f"world cache {data_path.name} is incomplete or corrupted: rebuilding it")
+    if device is None:
+        device = "cuda" if profile == "full" and torch.cuda.is_available() else "cpu"
+    world = build_world(domain, profile, seed=seed, device=device, progress=progress)
+    save_world(world, data_path, manifest_path, seed)
+    return world

@@ -1,0 +1,111 @@
+"""The synthetic world: protocol, determinism, cache safety, export layout."""
+
+import json
+
+import numpy as np
+import pytest
+
+from reidlib.data.synthetic import build_world, export_market1501, load_world
+from reidlib.data.synthetic.export import market_name
+from reidlib.data.synthetic.world import cache_paths
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world("A", "smoke", seed=0, progress=False)
+
+
+def test_market1501_protocol(world):
+    train_ids = set(world.train.pids.tolist())
+    test_ids = set(world.query.pids.tolist())
+    assert not train_ids & test_ids, "train and test identities must be disjoint"
+    assert 0 not in test_ids and -1 not in test_ids
+    # one query per (identity, camera), and each query identity seen by >= 2 cameras
+    keys = list(zip(world.query.pids.tolist(), world.query.camids.tolist(), strict=True))
+    assert len(keys) == len(set(keys))
+    for pid in test_ids:
+        assert len(np.unique(world.query.camids[world.query.pids == pid])) >= 2
+        # the gallery holds the rest of that identity's images
+        assert (world.gallery.pids == pid).sum() >= 1
+    # distractors (0) and junk (-1) live in the gallery only
+    assert (world.gallery.pids == 0).sum() > 0 and (world.gallery.pids == -1).sum() > 0
+    assert set(np.unique(world.gallery.pids[world.gallery.pids > 0])) <= test_ids
+
+
+def test_people_attributes_and_network(world):
+    attrs = world.attributes_of(world.query.pids[:5])
+    assert {"upper_pattern", "lower_type", "bag", "hair_long", "hat"} <= set(attrs)
+    assert all(len(v) == 5 for v in attrs.values())
+    n_cams = len(world.cameras["gain"])
+    assert world.transit.shape == (n_cams, n_cams)
+    assert np.allclose(world.transit, world.transit.T) and (np.diag(world.transit) == 0).all()
+    # within a tracklet: one person, one camera, increasing time
+    for split in (world.train, world.gallery):
+        for t in np.unique(split.tracklets)[:20]:
+            sel = split.tracklets == t
+            assert len(np.unique(split.camids[sel])) == 1
+    # a person's visits to two cameras are separated by at least part of the walk
+    t = world.train
+    for pid in np.unique(t.pids)[:10]:
+        sel = t.pids == pid
+        assert len(np.unique(t.tracklets[sel])) >= 2
+
+
+def test_same_seed_gives_identical_bytes(world):
+    again = build_world("A", "smoke", seed=0, progress=False)
+    for split in ("train", "query", "gallery"):
+        a, b = getattr(world, split), getattr(again, split)
+        assert a.images.tobytes() == b.images.tobytes()
+        assert (a.pids == b.pids).all() and (a.camids == b.camids).all()
+    other = build_world("A", "smoke", seed=1, progress=False)
+    assert other.train.images.tobytes() != world.train.images.tobytes()
+
+
+def test_domains_differ():
+    a = build_world("A", "smoke", progress=False)
+    b = build_world("B", "smoke", progress=False)
+    assert len(np.unique(b.train.camids)) == 8 and len(np.unique(a.train.camids)) == 6
+    # winter clothes and scenes: B is darker on average
+    assert b.train.images.mean() != pytest.approx(a.train.images.mean(), rel=0.02)
+
+
+def test_cache_roundtrip_and_corruption_rebuilds(tmp_path, capsys):
+    w1 = load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    data, manifest = cache_paths("A", "smoke", 0, tmp_path)
+    assert data.exists() and json.loads(manifest.read_text())["sha256"]
+    w2 = load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert w2.gallery.images.tobytes() == w1.gallery.images.tobytes()
+    assert w2.people["upper_pattern"].tolist() == w1.people["upper_pattern"].tolist()
+    # flip bytes in the middle of the cache: detected by the checksum and rebuilt
+    raw = bytearray(data.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    data.write_bytes(bytes(raw))
+    w3 = load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert "rebuilding" in capsys.readouterr().out
+    assert w3.train.images.tobytes() == w1.train.images.tobytes()
+    # a partial cache (manifest lost, as after a crash before it was written) is rebuilt too
+    manifest.unlink()
+    load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert manifest.exists()
+    assert not list(tmp_path.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_unknown_world_and_profile_are_clear_errors():
+    with pytest.raises(ValueError, match="expected one of A, B, P"):
+        build_world("Z", "smoke")
+    with pytest.raises(ValueError, match="expected one of smoke, quick, full"):
+        build_world("A", "huge")
+
+
+def test_export_market1501_layout(world, tmp_path):
+    out = export_market1501(world, tmp_path / "market", progress=False)
+    train = sorted(p.name for p in (out / "bounding_box_train").iterdir())
+    query = list((out / "query").iterdir())
+    gallery = list((out / "bounding_box_test").iterdir())
+    assert len(train) == len(world.train)
+    assert len(query) == len(world.query) and len(gallery) == len(world.gallery)
+    assert any(p.name.startswith("-1_") for p in gallery)
+    assert any(p.name.startswith("0000_") for p in gallery)
+    assert market_name(2, 0, 451, 3) == "0002_c1s1_000451_03.jpg"
+    with pytest.raises(FileExistsError, match="already exists"):
+        export_market1501(world, out, progress=False)
