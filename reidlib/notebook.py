@@ -1,0 +1,204 @@
+"""The one setup call at the top of every course notebook.
+
+A notebook starts with::
+
+    from reidlib.notebook import setup
+    session = setup("00")
+
+which picks the run profile and the device, seeds everything, sets one plotting style
+and prints one line saying what it chose. ``session.record(map=0.42, rank1=0.61)`` saves
+the chapter's headline numbers to ``<results_dir>/<chapter>.json``; the course runner
+(``python -m reidlib.course run``) gathers those files into ``build/results.json``.
+
+Paths: ``cache_dir`` is ``data/cache`` under the repository root (``$REID_CACHE``
+overrides it) and ``results_dir`` is ``build/results`` (``$REID_BUILD/results`` when
+``$REID_BUILD`` names another build folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reidlib.profiles import Profile, get_profile
+from reidlib.utils import atomic_path, default_device, seed_everything
+
+_CHAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# A results file holds headline numbers, not data: a list longer than this belongs in
+# the cache as an array, not in results.json.
+MAX_RECORD_ITEMS = 1000
+
+
+@dataclass
+class Session:
+    """What a notebook's setup chose; pass its fields explicitly to library calls."""
+
+    chapter: str
+    profile: Profile
+    device: torch.device
+    seed: int
+    cache_dir: Path
+    results_dir: Path
+
+    @property
+    def results_path(self) -> Path:
+        return self.results_dir / f"{self.chapter}.json"
+
+    def record(self, **numbers) -> dict:
+        """Merge ``numbers`` into ``<results_dir>/<chapter>.json`` and return the whole file.
+
+        Values must be numbers, strings, booleans or short (nested) lists of them; numpy
+        scalars are converted. The file is replaced atomically, so a crash never leaves
+        it half written.
+        """
+        if not numbers:
+            raise ValueError("record() needs at least one keyword, e.g. record(map=0.42)")
+        clean = {key: _plain_value(key, value) for key, value in numbers.items()}
+        merged = {**read_results(self.results_path), **clean}
+        with atomic_path(self.results_path) as tmp:
+            tmp.write_text(json.dumps(merged, indent=2, allow_nan=False) + "\n")
+        return merged
+
+
+def setup(chapter: str, seed: int = 0, profile: str | None = None) -> Session:
+    """Prepare a notebook: profile, device, seeds, plot style, torch threads; print one line.
+
+    ``chapter`` names the results file: a chapter's two-digit number ("00"), an
+    exercise's number after "ex" ("ex00"); the course runner reads them by these names.
+    ``profile`` defaults to ``$REID_PROFILE``, else the machine default (see
+    ``reidlib.profiles.get_profile``); an unknown name raises a ValueError listing the
+    valid ones.
+    """
+    if not isinstance(chapter, str) or not _CHAPTER_NAME.fullmatch(chapter):
+        raise ValueError(
+            f"chapter must be a short name of letters, digits, '-' or '_' such as '00', "
+            f"got {chapter!r}"
+        )
+    chosen = get_profile(profile)
+    device = default_device()
+    seed_everything(seed)
+    set_torch_threads()
+    set_plot_style()
+    root = find_repo_root()
+    session = Session(
+        chapter=chapter,
+        profile=chosen,
+        device=device,
+        seed=seed,
+        cache_dir=_env_path("REID_CACHE", root / "data" / "cache"),
+        results_dir=_env_path("REID_BUILD", root / "build") / "results",
+    )
+    print(
+        f"chapter {chapter} | profile {chosen.name} | device {device} | torch {torch.__version__}"
+    )
+    return session
+
+
+def read_results(path: str | os.PathLike) -> dict:
+    """The numbers recorded in one results file; ``{}`` when it does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); delete it to start afresh") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} should hold a JSON object of named numbers, not {type(data)}")
+    return data
+
+
+def find_repo_root(start: str | os.PathLike | None = None) -> Path:
+    """The folder whose ``pyproject.toml`` names the ``reidlib`` project.
+
+    Looked for upwards from ``start`` (default: the current folder, which is
+    ``notebooks/`` under Jupyter), then upwards from this package (an editable or
+    source checkout); the current folder when neither finds it (an installed wheel).
+    """
+    here = Path(start or Path.cwd()).resolve()
+    package_parent = Path(__file__).resolve().parent.parent
+    for base in (here, package_parent):
+        for folder in (base, *base.parents):
+            if _is_reidlib_project(folder / "pyproject.toml"):
+                return folder
+    return here
+
+
+def set_torch_threads() -> int:
+    """Use every core this process may run on, unless ``OMP_NUM_THREADS`` says otherwise.
+
+    torch counts the host's cores, which in a container or under a CPU quota can be far
+    more than the cores granted, and oversubscribed threads run slower than fewer ones.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()  # the user chose; torch already honours it
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores))
+    return torch.get_num_threads()
+
+
+def set_plot_style(figsize: tuple[float, float] = (7.0, 4.0)) -> None:
+    """One look for every figure of the course (seaborn's whitegrid, a modest size)."""
+    import matplotlib.pyplot as plt  # imported here: plotting is not needed to import reidlib
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams["figure.figsize"] = figsize
+    plt.rcParams["figure.dpi"] = 100
+    plt.rcParams["axes.titlesize"] = "medium"
+
+
+def _env_path(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def _is_reidlib_project(pyproject: Path) -> bool:
+    if not pyproject.is_file():
+        return False
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: a line scan is enough for one name
+        text = pyproject.read_text(errors="replace")
+        return re.search(r'^name\s*=\s*"reidlib"\s*$', text, re.MULTILINE) is not None
+    try:
+        data = tomllib.loads(pyproject.read_text(errors="replace"))
+    except tomllib.TOMLDecodeError:
+        return False
+    return data.get("project", {}).get("name") == "reidlib"
+
+
+def _plain_value(key: str, value, _count: list[int] | None = None):
+    """``value`` as JSON-ready Python, or a clear error saying what record() accepts."""
+    count = [0] if _count is None else _count
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, list | tuple):
+        return [_plain_value(key, item, count) for item in value]
+    count[0] += 1
+    if count[0] > MAX_RECORD_ITEMS:
+        raise ValueError(
+            f"record(): {key!r} holds more than {MAX_RECORD_ITEMS} values; results files hold "
+            "headline numbers; save arrays under session.cache_dir instead"
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"record(): {key!r} is {value}; results hold finite numbers only")
+    if isinstance(value, bool | int | float | str):
+        return value
+    hint = (
+        " (call .item() or .tolist() first)" if isinstance(value, torch.Tensor | np.ndarray) else ""
+    )
+    raise TypeError(
+        f"record(): {key!r} is a {type(value).__name__}{hint}; expected a number, a string, "
+        "a boolean or a short list of them"
+    )
