@@ -1,0 +1,404 @@
+"""Visualisation: image grids, Market-1501 ranked lists, the embedding explorer."""
+
+import base64
+import io
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+from scipy.spatial import procrustes  # noqa: E402
+from scipy.spatial.distance import pdist  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors  # noqa: E402
+
+from reidlib.data.imageset import ImageSet  # noqa: E402
+from reidlib.viz import (  # noqa: E402
+    COLOUR_BY,
+    EmbeddingExplorer,
+    Snapshot,
+    image_grid,
+    market1501_ranking,
+    ranked_list,
+    ranked_lists,
+)
+from reidlib.viz.explorer import OUTLIER_GREY, align_layout  # noqa: E402
+from reidlib.viz.grids import MATCH_COLOR, QUERY_COLOR, WRONG_COLOR  # noqa: E402
+
+GREEN, RED, BLUE = to_rgba(MATCH_COLOR), to_rgba(WRONG_COLOR), to_rgba(QUERY_COLOR)
+
+
+def solid_images(n, h=16, w=8):
+    """n images, each one flat colour whose red channel is its row: panels can be identified."""
+    images = np.zeros((n, h, w, 3), np.uint8)
+    images[..., 0] = np.arange(n)[:, None, None]
+    images[..., 1] = 200
+    return images
+
+
+def shown_rows(ax):
+    """Which image row an axes shows (the red channel of its flat picture)."""
+    return int(np.asarray(ax.images[0].get_array())[0, 0, 0])
+
+
+def border(ax):
+    return to_rgba(ax.spines["top"].get_edgecolor()) if ax.spines["top"].get_visible() else None
+
+
+def camera_marks(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+# ------------------------------------------------------------------ image grids
+def test_image_grid_layout_titles_and_borders():
+    images = solid_images(5)
+    fig = image_grid(
+        images,
+        titles=list("abcde"),
+        ncols=3,
+        border_colors=[MATCH_COLOR, WRONG_COLOR, None, MATCH_COLOR, WRONG_COLOR],
+    )
+    assert len(fig.axes) == 6  # 2 rows x 3 columns, the last one blank
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert [shown_rows(ax) for ax in drawn] == [0, 1, 2, 3, 4]
+    assert [ax.get_title() for ax in drawn] == list("abcde")
+    assert [border(ax) for ax in drawn] == [GREEN, RED, None, GREEN, RED]
+    assert not fig.axes[5].axison
+
+
+def test_image_grid_draws_into_given_axes():
+    outer = Figure()
+    axes = outer.subplots(2, 2)
+    fig = image_grid(solid_images(2), axes=axes[1])
+    assert fig is outer and shown_rows(axes[1, 0]) == 0 and shown_rows(axes[1, 1]) == 1
+    assert not axes[0, 0].images
+    with pytest.raises(ValueError, match="at least 3 axes"):
+        image_grid(solid_images(3), axes=axes[0])
+
+
+def test_image_grid_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"uint8 array of shape \(N, H, W, 3\)"):
+        image_grid(np.zeros((2, 8, 4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        image_grid(np.zeros((8, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="titles has 1 entries for 2 images"):
+        image_grid(solid_images(2), titles=["x"])
+
+
+# ------------------------------------------------------------------ ranked lists
+# A hand-made gallery; the query is pid 1 seen by camera 1.
+G_PIDS = np.array([1, 1, 2, -1, 1, 0, 3, 1])
+G_CAMS = np.array([1, 2, 1, 2, 1, 2, 2, 3])
+#   row:      0    1    2    3    4    5    6    7
+DIST = np.array([0.1, 0.5, 0.2, 0.05, 0.3, 0.4, 0.9, 0.6])
+# by distance: 3 (junk), 0 (pid 1 cam 1: removed), 2, 4 (pid 1 cam 1: removed), 5, 1, 7, 6
+EXPECTED_ORDER = [2, 5, 1, 7, 6]
+EXPECTED_MATCH = [False, False, True, True, False]
+
+
+def test_market1501_ranking_hand_made_case():
+    order, matches = market1501_ranking(DIST, 1, 1, G_PIDS, G_CAMS)
+    assert order.tolist() == EXPECTED_ORDER
+    assert matches.tolist() == EXPECTED_MATCH
+
+
+def test_market1501_ranking_matches_brute_force():
+    rng = np.random.default_rng(3)
+    g_pids, g_cams = rng.integers(-1, 6, 60), rng.integers(1, 4, 60)
+    for _ in range(20):
+        dist, q_pid, q_cam = rng.random(60), int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        expected = [
+            j
+            for j in sorted(range(60), key=lambda j: (dist[j], j))
+            if g_pids[j] != -1 and not (g_pids[j] == q_pid and g_cams[j] == q_cam)
+        ]
+        order, matches = market1501_ranking(dist, q_pid, q_cam, g_pids, g_cams)
+        assert order.tolist() == expected
+        assert matches.tolist() == [g_pids[j] == q_pid for j in expected]
+
+
+def test_ranked_lists_filters_and_colours():
+    gallery = ImageSet(solid_images(8), G_PIDS, G_CAMS)
+    query = ImageSet(solid_images(2) + 100, np.array([2, 1]), np.array([2, 1]))
+    distmat = np.stack([np.linspace(1, 0, 8), DIST])  # row 0: farthest row first
+    top_k = 4
+    fig = ranked_lists(distmat, query, gallery, [1, 0], top_k=top_k)
+    assert len(fig.axes) == 2 * (1 + top_k)
+    row = fig.axes[: 1 + top_k]  # query 1: the hand-made case
+    assert shown_rows(row[0]) == 101 and border(row[0]) == BLUE
+    assert camera_marks(row[0]) == ["c1"] and "pid 1" in row[0].get_title()
+    assert [shown_rows(ax) for ax in row[1:]] == EXPECTED_ORDER[:top_k]
+    assert [border(ax) for ax in row[1:]] == [GREEN if m else RED for m in EXPECTED_MATCH[:top_k]]
+    assert [camera_marks(ax) for ax in row[1:]] == [[f"c{G_CAMS[j]}"] for j in EXPECTED_ORDER[:4]]
+    assert [ax.get_title() for ax in row[1:]] == ["1", "2", "3", "4"]
+    # query 0 (pid 2, camera 2): gallery 7, 6, 5, 4 by distance; no junk, row 2 is pid 2 in cam 1
+    row = fig.axes[1 + top_k :]
+    assert [shown_rows(ax) for ax in row[1:]] == [7, 6, 5, 4]
+    assert [border(ax) for ax in row[1:]] == [RED] * 4
+
+
+def test_ranked_lists_short_rows_and_errors():
+    gallery = ImageSet(solid_images(8), G_PIDS, G_CAMS)
+    query = ImageSet(solid_images(1), np.array([1]), np.array([1]))
+    fig = ranked_lists(DIST[None], query, gallery, 0, top_k=7)  # only 5 valid gallery images
+    assert len(fig.axes) == 8
+    assert [ax.axison for ax in fig.axes] == [True] * 6 + [False] * 2
+    with pytest.raises(ValueError, match=r"distmat must have shape .* \(1, 8\), got \(8,\)"):
+        ranked_lists(DIST, query, gallery, [0])
+    with pytest.raises(ValueError, match=r"query_indices must lie in \[0, 1\)"):
+        ranked_lists(DIST[None], query, gallery, [1])
+
+
+def test_ranked_list_direct_use():
+    gallery = solid_images(8)
+    fig = ranked_list(gallery[0], gallery, [5, 3, 1], top_k=10)
+    assert len(fig.axes) == 4  # query + the 3 ranked items
+    assert [border(ax) for ax in fig.axes[1:]] == [None] * 3  # no matches given: no frames
+    assert all(not camera_marks(ax) for ax in fig.axes)
+    fig = ranked_list(gallery[0], gallery, [5, 3, 1, 2], [True, False], 4, G_CAMS, top_k=2)
+    assert len(fig.axes) == 3 and [border(ax) for ax in fig.axes[1:]] == [GREEN, RED]
+    assert [camera_marks(ax) for ax in fig.axes] == [["c4"], ["c2"], ["c2"]]
+    with pytest.raises(ValueError, match="matches has 1 entries but 2 ranked items"):
+        ranked_list(gallery[0], gallery, [5, 3], [True])
+    with pytest.raises(ValueError, match=r"ranked_index must hold gallery rows in \[0, 8\)"):
+        ranked_list(gallery[0], gallery, [8])
+
+
+# ------------------------------------------------------------------ explorer
+def clustered_snapshots(n_ids=10, per_id=20, dim=16, steps=3, seed=0):
+    """Features of the same points over "training": identity clusters tighten step by step."""
+    rng = np.random.default_rng(seed)
+    pid = np.repeat(np.arange(n_ids), per_id)
+    centres, noise = rng.normal(size=(n_ids, dim)) * 3, rng.normal(size=(len(pid), dim))
+    snapshots = []
+    for t in range(steps):
+        labels = pid.copy()
+        labels[rng.random(len(pid)) < 0.3] = -1
+        snapshots.append(
+            {
+                "features": (centres[pid] + 4.0 / (1 + t) * noise).astype(np.float32),
+                "title": f"epoch {t}",
+                "pid": pid,
+                "camid": pid % 3 + 1,
+                "pseudo_label": labels,
+                "correct": rng.random(len(pid)) < 0.7,
+            }
+        )
+    return snapshots
+
+
+def test_align_layout_recovers_a_similarity_transform():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(50, 2))
+    theta = 0.7
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    for flip in (np.eye(2), np.diag([1.0, -1.0])):  # reflections are allowed too
+        moved = reference @ rotation @ flip * 3.5 + np.array([10.0, -4.0])
+        np.testing.assert_allclose(align_layout(moved, reference), reference, atol=1e-5)
+
+
+def test_pca_layouts_are_deterministic_and_aligned():
+    snaps = clustered_snapshots(per_id=6)
+    a = EmbeddingExplorer(snaps, method="pca").layouts()
+    b = EmbeddingExplorer(snaps, method="pca").layouts()
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+    # snapshot 0 is plain PCA; later ones are their own PCA moved rigidly (distances scaled)
+    reference = PCA(n_components=2).fit_transform(snaps[0]["features"])
+    assert procrustes(a[0], reference)[2] < 1e-8
+    for snap, layout in zip(snaps[1:], a[1:], strict=True):
+        own = PCA(n_components=2).fit_transform(snap["features"])
+        ratio = pdist(layout) / pdist(own)
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-3)
+
+
+def test_umap_layout_warm_start_and_disk_cache(tmp_path):
+    snaps = clustered_snapshots(steps=2)  # 200 points
+    first = EmbeddingExplorer(snaps, method="umap", cache_dir=tmp_path)
+    layouts = first.layouts()
+    assert first.fit_count == 2 and len(list(tmp_path.glob("*.npy"))) == 2
+    assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporary files
+    # the layout keeps identities apart: 1-NN in 2-D recovers them (held-out half)
+    knn = KNeighborsClassifier(1).fit(layouts[1][::2], snaps[1]["pid"][::2])
+    assert knn.score(layouts[1][1::2], snaps[1]["pid"][1::2]) > 0.9
+    mtimes = {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.npy")}
+
+    again = EmbeddingExplorer(snaps, method="umap", cache_dir=tmp_path)
+    for x, y in zip(again.layouts(), layouts, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert again.fit_count == 0
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("*.npy")} == mtimes
+
+    # a changed last snapshot refits only itself; the first layout comes from disk
+    changed = [snaps[0], {**snaps[1], "features": snaps[1]["features"] + 0.5}]
+    partial = EmbeddingExplorer(changed, method="umap", cache_dir=tmp_path)
+    partial.layouts()
+    assert partial.fit_count == 1 and len(list(tmp_path.glob("*.npy"))) == 3
+
+    # why warm starts: consecutive layouts move much less than independent fits do
+    alone = EmbeddingExplorer(snaps[1:], method="umap", cache_dir=None).layout(0)
+    assert procrustes(layouts[0], layouts[1])[2] < 0.75 * procrustes(layouts[0], alone)[2]
+
+
+def test_colours():
+    snaps = clustered_snapshots(per_id=4)
+    ex = EmbeddingExplorer(snaps, method="pca")
+    rgba, legend = ex.colours(0, "pseudo_label")
+    outliers = snaps[0]["pseudo_label"] == -1
+    assert outliers.any() and (rgba[outliers] == OUTLIER_GREY).all()
+    assert ("outlier", OUTLIER_GREY) in legend
+    assert len({tuple(c) for c in rgba[~outliers]}) == len(np.unique(snaps[0]["pseudo_label"])) - 1
+    rgba, _ = ex.colours(0, "correct")
+    expected = np.where(snaps[0]["correct"][:, None], GREEN, RED)
+    np.testing.assert_array_equal(rgba, expected)
+    rgba, legend = ex.colours(0, "camid")
+    assert [label for label, _ in legend] == ["c1", "c2", "c3"]
+    assert len({tuple(c) for c in rgba}) == 3
+
+
+def test_nearest_matches_sklearn():
+    snaps = clustered_snapshots(per_id=5)
+    for metric in ("euclidean", "cosine"):
+        ex = EmbeddingExplorer(snaps, method="pca", metric=metric)
+        nn = NearestNeighbors(n_neighbors=7, metric=metric).fit(snaps[1]["features"])
+        expected = nn.kneighbors(snaps[1]["features"][[12]], return_distance=False)[0]
+        assert ex.nearest(1, 12, 6).tolist() == expected[expected != 12][:6].tolist()
+
+
+def test_static_has_one_panel_per_snapshot():
+    snaps = clustered_snapshots(per_id=4, steps=3)
+    ex = EmbeddingExplorer(snaps, method="pca")
+    fig = ex.static("pseudo_label")
+    assert len(fig.axes) == 3
+    assert [ax.get_title().split("  ")[0] for ax in fig.axes] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes] == [40] * 3
+    assert len(ex.static("camid", snapshots=[0, 2], ncols=1).axes) == 2
+    # one frame for all panels, so motion is not hidden by rescaling
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1
+
+
+def test_invalid_colour_by_and_missing_arrays():
+    snaps = clustered_snapshots(per_id=4)
+    ex = EmbeddingExplorer(snaps, method="pca")
+    with pytest.raises(ValueError, match="colour_by must be one of") as err:
+        ex.static("identity")
+    assert all(name in str(err.value) for name in COLOUR_BY)
+    bare = EmbeddingExplorer(
+        [{"features": s["features"], "pid": s["pid"]} for s in snaps], method="pca"
+    )
+    with pytest.raises(ValueError, match=r"has no 'camid' array; it can be coloured by \['pid'\]"):
+        bare.static("camid")
+    with pytest.raises(ValueError, match="colour_by must be one of"):
+        bare.widget("nope")
+
+
+def test_mismatched_lengths_and_bad_snapshots():
+    snaps = clustered_snapshots(per_id=4)
+    with pytest.raises(ValueError, match=r"pid must have shape \(40,\) like the features"):
+        EmbeddingExplorer([{**snaps[0], "pid": snaps[0]["pid"][:-1]}])
+    with pytest.raises(ValueError, match="snapshot 1 .* has 39 points but snapshot 0 has 40"):
+        EmbeddingExplorer(
+            [
+                snaps[0],
+                {
+                    **snaps[1],
+                    "features": snaps[1]["features"][:-1],
+                    "pid": None,
+                    "camid": None,
+                    "pseudo_label": None,
+                    "correct": None,
+                },
+            ]
+        )
+    with pytest.raises(ValueError, match="images has 3 rows but the snapshots have 40"):
+        EmbeddingExplorer(snaps, solid_images(3))
+    with pytest.raises(ValueError, match=r"unknown snapshot keys \['labels'\]"):
+        EmbeddingExplorer([{"features": snaps[0]["features"], "labels": snaps[0]["pid"]}])
+    with pytest.raises(ValueError, match=r"features must be \(N, D\)"):
+        Snapshot(np.zeros(10))
+    with pytest.raises(ValueError, match=r"umap layout needs at least 5 points, got 4 \(try"):
+        EmbeddingExplorer([{"features": np.eye(4)}], method="umap")
+    with pytest.raises(ValueError, match="method must be one of"):
+        EmbeddingExplorer(snaps, method="tsne")
+
+
+def test_imageset_fills_labels():
+    snaps = [{"features": s["features"]} for s in clustered_snapshots(per_id=4)]
+    images = ImageSet(solid_images(40), np.arange(40) // 4, np.arange(40) % 2 + 1)
+    ex = EmbeddingExplorer(snaps, images, method="pca")
+    assert ex.snapshots[1].pid.tolist() == (np.arange(40) // 4).tolist()
+    assert "camid" in ex.snapshots[0].available() and "pid" not in snaps[0]
+
+
+def png_of(output_widget):
+    return base64.b64decode(output_widget.outputs[0]["data"]["image/png"])
+
+
+def walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from walk(child)
+
+
+def test_widget_slider_and_menu_redraw():
+    snaps = clustered_snapshots(per_id=4)
+    ex = EmbeddingExplorer(snaps, solid_images(40), method="pca", n_thumbs=5)
+    box = ex.widget("pid")
+    controls = {w.description: w for w in walk(box) if getattr(w, "description", "")}
+    slider, menu, point = controls["snapshot"], controls["colour by"], controls["point"]
+    plot = next(w for w in walk(box) if "reid-explorer-plot" in w._dom_classes)
+    thumbs = next(w for w in walk(box) if "reid-explorer-thumbs" in w._dom_classes)
+    assert list(menu.options) == list(COLOUR_BY) and slider.max == 2
+    first = png_of(plot)
+    slider.value = 1  # the observer runs and replaces the Output's picture
+    moved = png_of(plot)
+    assert moved != first and moved[:8] == b"\x89PNG\r\n\x1a\n"
+    slider.value = 0
+    assert png_of(plot) == first  # rendering is deterministic: same snapshot, same picture
+    menu.value = "correct"
+    assert png_of(plot) != first
+    assert thumbs.layout.display == "none"
+    with_point = png_of(plot)
+    point.value = 7  # star the point, ring its neighbours, show their thumbnails
+    assert png_of(plot) != with_point and thumbs.layout.display is None
+    thumb = Image.open(io.BytesIO(thumbs.value))
+    assert thumb.format == "PNG" and thumb.width > 2 * thumb.height  # 6 thumbnails in a row
+    point.value = 30
+    assert thumbs.value != thumb.fp.getvalue()
+    point.value = -1
+    assert thumbs.layout.display == "none" and png_of(plot) == with_point
+    assert len(plot.outputs) == 1
+
+
+def test_show_in_a_headless_kernel(tmp_path):
+    """show() in nbclient: a widget without REID_STATIC_PLOTS, a PNG figure with it."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cells = [
+        f"import os, sys; sys.path.insert(0, {root!r})\n"
+        "import numpy as np\nfrom reidlib.viz import EmbeddingExplorer, image_grid\n"
+        "rng = np.random.default_rng(0)\n"
+        "snaps = [dict(features=rng.normal(size=(30, 4)), pid=np.arange(30) % 3)\n"
+        "         for _ in range(2)]\n"
+        "ex = EmbeddingExplorer(snaps, method='pca', cache_dir=None)",
+        "os.environ['REID_STATIC_PLOTS'] = '0'\nex.show()",
+        "os.environ['REID_STATIC_PLOTS'] = '1'\nex.show()",
+        "image_grid(rng.integers(0, 255, (3, 8, 4, 3), dtype=np.uint8))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    kinds = [[sorted(o.get("data", {})) for o in cell.outputs] for cell in nb.cells]
+    assert kinds[1] == [["application/vnd.jupyter.widget-view+json", "text/plain"]]
+    assert nb.cells[1].outputs[0]["data"]["text/plain"].startswith("VBox(")
+    assert kinds[2] == [["image/png", "text/plain"]]
+    assert kinds[3] == [["image/png", "text/plain"]]
