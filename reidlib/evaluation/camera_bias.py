@@ -1,0 +1,37 @@
+"""Diagnose camera bias (survey §3.3): do nearest neighbours come from the query's camera?
+
+If features encode the camera (its light, colour cast, background) more than the person,
+a query's nearest valid gallery image tends to come from the query's own camera, far more
+often than the share of that camera in the gallery would give by chance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def same_camera_nearest_share(distmat, query_pids, gallery_pids, query_camids, gallery_camids):
+    """Return ``(share, chance)``.
+
+    ``share``: fraction of queries whose nearest *valid* gallery image (the Market-1501
+    rule: not junk, not the query's identity seen by the query's camera) was taken by
+    the query's camera. ``chance``: the mean, over queries, of the fraction of valid gallery
+    images from the query's camera - the share a camera-blind feature would give.
+    """
+    d = torch.as_tensor(distmat, dtype=torch.float32)
+    qp, gp = torch.as_tensor(query_pids), torch.as_tensor(gallery_pids)
+    qc, gc = torch.as_tensor(query_camids), torch.as_tensor(gallery_camids)
+    if d.shape != (len(qp), len(gp)) or len(qc) != len(qp) or len(gc) != len(gp):
+        raise ValueError(
+            f"distmat must be (num_query, num_gallery) = ({len(qp)}, {len(gp)}) with matching "
+            f"camera arrays, got distmat {tuple(d.shape)}, {len(qc)} query and {len(gc)} gallery camids"
+        )
+    same_cam = qc[:, None] == gc[None, :]
+    invalid = (same_cam & (qp[:, None] == gp[None, :])) | (gp[None, :] < 0)
+    d = d.masked_fill(invalid, float("inf"))
+    nearest = d.argmin(dim=1)
+    share = same_cam.gather(1, nearest[:, None]).float().mean().item()
+    valid = ~invalid
+    chance = ((same_cam & valid).sum(1).float() / valid.sum(1).clamp_min(1)).mean().item()
+    return share, chance
