@@ -6,6 +6,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
+# PyTorch's OpenMP threads otherwise spin while waiting: on a 2-core machine shared with
+# a notebook kernel or a browser that slows CPU training up to 20-fold.
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup course test lab lint clean-cache bench
 

@@ -41,8 +41,9 @@ _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, 
 def colour_texture_features(
     images,
     stripes: int = 6,
-    bins: int = 8,
+    bins: int = 4,
     chunk_size: int = 1024,
+    centre_sigma: float | None = 0.25,
 ) -> torch.Tensor:
     """(N, stripes * (bins**3 + 10)) float32 L2-normalised colour-texture descriptors.
 
@@ -53,6 +54,8 @@ def colour_texture_features(
             possible, stripe of row y = floor(y * stripes / H).
         bins: bins per HSV channel.
         chunk_size: images processed at once (bounds the temporary memory).
+        centre_sigma: weigh pixels by a Gaussian of this width (a fraction of the image
+            width) around the vertical axis (see ``centre_weights``); None: all equal.
     """
     images = _check_images(images)
     if not 1 <= int(stripes) <= images.shape[1]:
@@ -61,21 +64,22 @@ def colour_texture_features(
         raise ValueError(f"bins must be >= 1, got {bins}")
     parts = []
     for start in range(0, len(images), chunk_size):
-        parts.append(_describe(images[start : start + chunk_size], stripes, bins))
+        parts.append(_describe(images[start : start + chunk_size], stripes, bins, centre_sigma))
     if not parts:
         return torch.zeros(0, stripes * (bins**3 + NUM_LBP_CODES), device=images.device)
     return F.normalize(torch.cat(parts), dim=1)
 
 
-def _describe(images: torch.Tensor, stripes: int, bins: int) -> torch.Tensor:
+def _describe(images: torch.Tensor, stripes: int, bins: int, centre_sigma) -> torch.Tensor:
     """Unnormalised descriptor of a chunk: Hellinger-mapped stripe histograms."""
     # Channel planes (N, 3, H, W): every step below is elementwise on contiguous planes.
     rgb = images.permute(0, 3, 1, 2).contiguous().float().div_(255.0)
     stripe = (torch.arange(images.shape[1], device=images.device) * stripes) // images.shape[1]
-    colour = stripe_histograms(hsv_bins(rgb, bins), stripe, stripes, bins**3)
+    weight = centre_weights(images.shape[2], centre_sigma, images.device)
+    colour = stripe_histograms(hsv_bins(rgb, bins), stripe, stripes, bins**3, weight)
     r, g, b = rgb.unbind(1)
     grey = 0.299 * r + 0.587 * g + 0.114 * b
-    texture = stripe_histograms(lbp_codes(grey), stripe, stripes, NUM_LBP_CODES)
+    texture = stripe_histograms(lbp_codes(grey), stripe, stripes, NUM_LBP_CODES, weight)
     return torch.cat([colour, texture], dim=2).sqrt().flatten(1)
 
 
@@ -120,17 +124,34 @@ def lbp_codes(grey: torch.Tensor) -> torch.Tensor:
 
 
 def stripe_histograms(
-    codes: torch.Tensor, stripe_of_row: torch.Tensor, stripes: int, num_bins: int
+    codes: torch.Tensor, stripe_of_row: torch.Tensor, stripes: int, num_bins: int,
+    column_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(N, stripes, num_bins) per-stripe histograms of (N, H, W) integer codes, each
-    divided by its stripe's pixel count."""
+    divided by its stripe's pixel count (or total weight, when ``column_weight`` (W,)
+    weighs each pixel by its column)."""
     n, h, w = codes.shape
+    if column_weight is None:
+        column_weight = torch.ones(w, device=codes.device)
     image = torch.arange(n, device=codes.device)[:, None, None]
     flat = (image * stripes + stripe_of_row[None, :, None]) * num_bins + codes
-    hist = torch.bincount(flat.flatten(), minlength=n * stripes * num_bins)
+    weights = column_weight[None, None, :].expand(n, h, w)
+    hist = torch.bincount(flat.flatten(), weights=weights.flatten(),
+                          minlength=n * stripes * num_bins)
     hist = hist.view(n, stripes, num_bins).float()
-    pixels = torch.bincount(stripe_of_row, minlength=stripes).float() * w
+    pixels = torch.bincount(stripe_of_row, minlength=stripes).float() * column_weight.sum()
     return hist / pixels[None, :, None]
+
+
+def centre_weights(width: int, sigma: float | None, device=None) -> torch.Tensor | None:
+    """Gaussian weight of each column around the crop's vertical axis (``sigma``: a fraction
+    of the width). A detector box is centred on the person, so this favours the person over
+    the background, as SDALF (Farenzena et al., CVPR 2010) weighs colours by their distance
+    to the body's symmetry axis. ``None``: no weighting."""
+    if sigma is None:
+        return None
+    x = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) / width - 0.5
+    return torch.exp(-0.5 * (x / sigma) ** 2)
 
 
 def per_camera_normalise(

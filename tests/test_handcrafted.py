@@ -152,3 +152,16 @@ def test_per_camera_normalise_errors():
         per_camera_normalise(np.zeros(4), np.zeros(4, int))
     with pytest.raises(ValueError, match="camids must hold integers"):
         per_camera_normalise(np.zeros((4, 3)), np.zeros(4))
+
+
+def test_centre_weighting_counts_central_columns_more():
+    from reidlib.handcrafted import centre_weights, stripe_histograms
+
+    # one image, one row, 4 columns: codes 0,1,1,0 ; weights w = centre_weights(4, 0.25)
+    codes = torch.tensor([[[0, 1, 1, 0]]])
+    w = centre_weights(4, 0.25)
+    hist = stripe_histograms(codes, torch.zeros(1, dtype=torch.long), 1, 2, w)
+    expected = torch.tensor([w[0] + w[3], w[1] + w[2]]) / w.sum()
+    assert torch.allclose(hist[0, 0], expected)
+    assert hist[0, 0, 1] > hist[0, 0, 0]  # the centre's code weighs more
+    assert centre_weights(4, None) is None
