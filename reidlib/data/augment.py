@@ -99,18 +99,33 @@ def default_pad(height: int) -> int:
     return max(1, round(height * 10 / 256))
 
 
+def random_colour_gain(x: torch.Tensor, strength: float, generator=None) -> torch.Tensor:
+    """Multiply each image's channels by log-normal gains (std ``strength``) on uint8 input.
+
+    A camera's light and white balance tint everything it sees (survey §3.3); random
+    tints during training teach the network to look past them.
+    """
+    if strength <= 0:
+        return x
+    u = _rand(6 * len(x), generator, x.device).view(len(x), 3, 2)
+    normal = torch.sqrt(-2 * torch.log(u[..., 0].clamp_min(1e-7))) * torch.cos(2 * math.pi * u[..., 1])
+    gain = torch.exp(strength * normal).view(-1, 3, 1, 1)
+    return (x.float() * gain).round().clamp(0, 255).to(torch.uint8)
+
+
 def train_augment(x: torch.Tensor, generator: torch.Generator | None = None, flip: float = 0.5,
                   pad: int | None = None, erase_p: float = 0.5, size=None,
-                  mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+                  mean=IMAGENET_MEAN, std=IMAGENET_STD, colour: float = 0.0) -> torch.Tensor:
     """uint8 (B, 3, H, W) -> augmented, normalised float32 batch on the same device.
 
-    flip -> pad + crop (on uint8, cheap) -> normalise (and resize to ``size``) -> erase.
-    ``pad=None`` scales the padding with the height (``default_pad``).
+    flip -> pad + crop (on uint8, cheap) -> colour gain -> normalise (and resize to
+    ``size``) -> erase. ``pad=None`` scales the padding with the height (``default_pad``).
     """
     _check_uint8_batch(x)
     pad = default_pad(x.shape[-2]) if pad is None else pad
     x = random_flip(x, flip, generator)
     x = random_crop(x, pad, generator)
+    x = random_colour_gain(x, colour, generator)
     x = to_float(x, mean, std)
     if size is not None:
         x = resize(x, size)

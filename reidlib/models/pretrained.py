@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from reidlib.data.augment import train_augment
 from reidlib.data.synthetic.spec import BAG_TYPES, LOWER_TYPES, UPPER_PATTERNS
-from reidlib.data.synthetic.world import default_cache_dir, load_world
+from reidlib.data.synthetic.world import WORLD_VERSION, default_cache_dir, load_world
 from reidlib.models.heads import build_model
 from reidlib.utils import atomic_torch_save, default_device
 
@@ -55,13 +55,14 @@ def attribute_targets(people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "long_sleeve": people["long_sleeve"],
         "hat": people["hat"],
         "coat": people["coat"],
+        "scarf": people["scarf"],
     }
 
 
 ATTRIBUTE_CLASSES = {
     "upper_colour": N_COLOUR_FAMILIES, "lower_colour": N_COLOUR_FAMILIES,
     "upper_pattern": len(UPPER_PATTERNS), "lower_type": len(LOWER_TYPES), "bag": len(BAG_TYPES),
-    "hair_long": 2, "long_sleeve": 2, "hat": 2, "coat": 2,
+    "hair_long": 2, "long_sleeve": 2, "hat": 2, "coat": 2, "scarf": 2,
 }
 
 
@@ -145,7 +146,8 @@ RECIPES = {
 
 def synthetic_weights_path(arch: str, cache_dir=None) -> Path:
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / f"pretrained-{arch}-P-v{PRETRAIN_VERSION}.pt"
+    # keyed by the world's version too: a re-rendered world P means new pretraining
+    return root / f"pretrained-{arch}-P{WORLD_VERSION}-v{PRETRAIN_VERSION}.pt"
 
 
 def synthetic_backbone(arch: str, cache_dir: str | os.PathLike | None = None,

@@ -127,9 +127,9 @@ def lr_at(t: float, base_lr: float, epochs: int, warmup_epochs: int, schedule: s
 
 def train_step(model, optimizer, images: torch.Tensor, targets: torch.Tensor,
                generator: torch.Generator | None, margin: float | None = 0.3,
-               epsilon: float = 0.1) -> torch.Tensor:
+               epsilon: float = 0.1, colour: float = 0.0) -> torch.Tensor:
     """One update on a uint8 batch; returns the detached (total, CE, triplet) losses."""
-    x = train_augment(images, generator)
+    x = train_augment(images, generator, colour=colour)
     if x.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast_for(x.device):
@@ -151,7 +151,8 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 def train_one_epoch(model, optimizer, images, targets, sampler: RandomIdentitySampler,
                     epoch: int, lr_of: Callable[[float], float], seed: int,
-                    margin: float | None, epsilon: float, progress: bool = True) -> dict:
+                    margin: float | None, epsilon: float, progress: bool = True,
+                    colour: float = 0.0) -> dict:
     """One pass of P x K batches over ``images`` (uint8, on the model's device)."""
     model.train()
     sampler.set_epoch(epoch)
@@ -164,7 +165,7 @@ def train_one_epoch(model, optimizer, images, targets, sampler: RandomIdentitySa
         for group in optimizer.param_groups:
             group["lr"] = lr_of(epoch + i / len(batches))
         totals += train_step(model, optimizer, images[idx], targets[idx], generator,
-                             margin, epsilon)
+                             margin, epsilon, colour)
         if i % 20 == 0:  # .item() waits for the GPU: only now and then
             bar.set_postfix(loss=f"{totals[0].item() / (i + 1):.3f}")
     loss, ce, tri = (totals / len(batches)).tolist()
@@ -209,7 +210,8 @@ def _resume(path, model, optimizer, config: dict):
 
 def train_supervised(model, train: ImageSet, *, epochs: int, p: int, k: int, lr: float,
                      weight_decay: float = 5e-4, margin: float | None = 0.3,
-                     epsilon: float = 0.1, val_fraction: float = 0.1, seed: int = 0,
+                     epsilon: float = 0.1, colour_jitter: float = 0.15,
+                     val_fraction: float = 0.1, seed: int = 0,
                      schedule: str = "cosine", warmup_epochs: int | None = None,
                      checkpoint=None, resume: bool = True, eval_every: int = 1,
                      on_epoch_end: Callable[[int, dict], None] | None = None,
@@ -230,7 +232,8 @@ def train_supervised(model, train: ImageSet, *, epochs: int, p: int, k: int, lr:
     labels, num_classes = relabel(part.pids)
     warmup_epochs = min(10, epochs // 10) if warmup_epochs is None else warmup_epochs
     config = {"epochs": epochs, "p": p, "k": k, "lr": lr, "weight_decay": weight_decay,
-              "margin": margin, "epsilon": epsilon, "val_fraction": val_fraction, "seed": seed,
+              "margin": margin, "epsilon": epsilon, "colour_jitter": colour_jitter,
+              "val_fraction": val_fraction, "seed": seed,
               "schedule": schedule, "warmup_epochs": warmup_epochs,
               "data": data_fingerprint(train)}
     model.reset_classifier(num_classes, generator=torch.Generator().manual_seed(seed))
@@ -247,7 +250,7 @@ def train_supervised(model, train: ImageSet, *, epochs: int, p: int, k: int, lr:
         t0 = time.perf_counter()
         stats = train_one_epoch(model, optimizer, images, targets, sampler, epoch,
                                 lambda t: lr_at(t, lr, epochs, warmup_epochs, schedule),
-                                seed, margin, epsilon, progress)
+                                seed, margin, epsilon, progress, colour_jitter)
         scores = None
         if val_query is not None and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1):
             scores = validate(model, val_query, val_gallery)
