@@ -47,7 +47,7 @@ def handcrafted(world) -> dict:
     gf = colour_texture_features(world.gallery.images)
     raw = score(qf, gf, world)
     cams = np.concatenate([world.query.camids, world.gallery.camids])
-    both = per_camera_normalise(torch.cat([qf, gf]), cams)
+    both = per_camera_normalise(torch.cat([qf, gf]), cams, standardise=False)
     norm = score(both[: len(qf)], both[len(qf):], world)
     return {"raw": raw, "per_camera": norm}
 

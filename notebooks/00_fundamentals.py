@@ -187,7 +187,8 @@ q_hand = colour_texture_features(world.query.images)
 g_hand = colour_texture_features(world.gallery.images)
 _, hand, hand_share = score(q_hand, g_hand, "handcrafted")
 both = per_camera_normalise(torch.cat([q_hand, g_hand]),
-                            np.concatenate([world.query.camids, world.gallery.camids]))
+                            np.concatenate([world.query.camids, world.gallery.camids]),
+                            standardise=False)
 _, hand_norm, _ = score(both[: len(q_hand)], both[len(q_hand):], "handcrafted + camera norm")
 
 # %% [markdown]

@@ -43,7 +43,7 @@ def colour_texture_features(
     stripes: int = 6,
     bins: int = 4,
     chunk_size: int = 1024,
-    centre_sigma: float | None = 0.25,
+    centre_sigma: float | None = 0.15,
 ) -> torch.Tensor:
     """(N, stripes * (bins**3 + 10)) float32 L2-normalised colour-texture descriptors.
 

@@ -34,7 +34,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 64, 32, "small", epochs=1, p=8, k=4, lr=1e-3),
-    "quick": Profile("quick", 64, 32, "small", epochs=12, p=16, k=4, lr=1e-3),
+    "quick": Profile("quick", 64, 32, "small", epochs=14, p=16, k=4, lr=1e-3),
     "full": Profile("full", 256, 128, "resnet50", epochs=60, p=16, k=4, lr=3.5e-4),
 }
 

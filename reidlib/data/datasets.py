@@ -222,15 +222,18 @@ def _read_market_layout(base: Path, name: str, dataset: str, pattern: re.Pattern
     return DatasetRecords(name, train, query, gallery)
 
 
-def read_market1501(root: str | os.PathLike) -> DatasetRecords:
+def read_market1501(root: str | os.PathLike, num_cameras: int = 6) -> DatasetRecords:
     """Market-1501 (survey §4.1): 6 cameras, names ``0002_c1s1_000451_03.jpg``.
 
     ``bounding_box_test`` holds junk (``-1_...``, dropped) and distractors (``0000_...``,
-    kept with pid 0).
+    kept with pid 0). ``num_cameras`` (at most 9, one digit in the name) reads exports of
+    worlds with more cameras in the same layout, e.g. the 8-camera synthetic world B.
     """
+    if not 1 <= num_cameras <= 9:
+        raise ValueError(f"num_cameras must be 1..9 in the Market-1501 naming, got {num_cameras}")
     base = _find_release("market1501", root, ("Market-1501-v15.09.15", "Market-1501"),
                          _MARKET_SPLITS)
-    return _read_market_layout(base, "market1501", "market1501", _MARKET_NAME, 6)
+    return _read_market_layout(base, "market1501", "market1501", _MARKET_NAME, num_cameras)
 
 
 def read_dukemtmc(root: str | os.PathLike) -> DatasetRecords:
@@ -434,11 +437,12 @@ READERS: dict[str, Callable[..., DatasetRecords]] = {
 
 
 def read_dataset(name: str, root: str | os.PathLike, *, cuhk03_variant: str = "labeled",
-                 msmt17_version: str | None = None) -> DatasetRecords:
+                 msmt17_version: str | None = None, num_cameras: int = 6) -> DatasetRecords:
     """Read benchmark ``name`` (one of ``READERS``) from ``root``, e.g. ``data/market1501``.
 
     ``cuhk03_variant`` ("labeled" | "detected") is used by cuhk03 only; ``msmt17_version``
-    ("V1" | "V2" | None = auto-detect) by msmt17 only.
+    ("V1" | "V2" | None = auto-detect) by msmt17 only; ``num_cameras`` by market1501 only
+    (for Market-1501-layout exports of worlds with more than six cameras).
     """
     key = name.lower()
     if key not in READERS:
@@ -447,6 +451,8 @@ def read_dataset(name: str, root: str | os.PathLike, *, cuhk03_variant: str = "l
         return read_cuhk03(root, variant=cuhk03_variant)
     if key == "msmt17":
         return read_msmt17(root, version=msmt17_version)
+    if key == "market1501":
+        return read_market1501(root, num_cameras=num_cameras)
     return READERS[key](root)
 
 

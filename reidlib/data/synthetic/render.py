@@ -74,14 +74,14 @@ def _lowres(img: Tensor, factor: Tensor) -> Tensor:
 def _background(p: dict[str, Tensor], X: Tensor, Y: Tensor, px: float) -> Tensor:
     """Camera scene: a wall with vertical structure, a floor below the horizon, clutter."""
     b = X.new_zeros(len(p["scene"]), 3, *X.shape[-2:])
-    wall = p["scene"][:, :, None, None]
+    wall = (p["scene"] * p["scene_jitter"])[:, :, None, None]
     stripes = torch.sin(2 * np.pi * (_col(p["wall_freq"]) * (X + 0.5) + _col(p["scene_shift"])))
     wall = wall * (1 + 0.15 * (stripes > 0.3).float()[:, None])
     floor_mask = ((Y - _col(p["horizon"])) * px + 0.5).clamp(0, 1)
-    b = _paint(wall.expand_as(b), floor_mask, p["floor"])
+    b = _paint(wall.expand_as(b), floor_mask, p["floor"] * p["scene_jitter"].sqrt())
     clutter = _ellipse(X, Y, _col(p["clutter_x"]), _col(p["horizon"]) - 0.05,
-                       X.new_tensor(0.05).expand(len(b)).reshape(-1, 1, 1),
-                       X.new_tensor(0.12).expand(len(b)).reshape(-1, 1, 1), px)
+                       X.new_tensor(0.09).expand(len(b)).reshape(-1, 1, 1),
+                       X.new_tensor(0.2).expand(len(b)).reshape(-1, 1, 1), px)
     return _paint(b, clutter * 0.8, p["clutter_rgb"])
 
 
@@ -107,7 +107,7 @@ def _upper_texture(p: dict[str, Tensor], X: Tensor, Y: Tensor) -> Tensor:
 def _person(canvas: Tensor, p: dict[str, Tensor], X: Tensor, Y: Tensor, px: float) -> Tensor:
     """Paint one person per image in painter's order (back to front)."""
     h, top, cx = _col(p["h"]), _col(p["top"]), _col(p["cx"])
-    bw = _col(p["body_width"])
+    bw = _col(p["body_width"]) * 1.3  # a detector box is mostly person
     front, back, side = (_col(p["view"] == k).float() for k in range(3))
     facing = _col(p["direction"])
     torso_hw = 0.12 * bw * (1 - 0.35 * side)
@@ -159,6 +159,11 @@ def _person(canvas: Tensor, p: dict[str, Tensor], X: Tensor, Y: Tensor, px: floa
         canvas = _paint(canvas, cloth, p["rgb_upper"])
     torso = box(0, 0.33 + coat_len / 2, torso_hw / h, 0.19 + coat_len / 2)
     canvas = _paint(canvas, torso, _upper_texture(p, X, Y))
+
+    # a scarf: a band at the neck, its loose end hanging in front
+    scarf = _col(p["scarf"] == 1).float()
+    canvas = _paint(canvas, box(0, 0.155, 0.075 * bw, 0.022) * scarf, p["rgb_scarf"])
+    canvas = _paint(canvas, box(0.04 * bw, 0.22, 0.018, 0.06) * scarf * front, p["rgb_scarf"])
 
     # bags over the torso: a backpack from behind, its straps from the front, a handbag at the hip
     canvas = _paint(canvas, box(0, 0.3, 0.085 * bw, 0.13) * back * _col(bag == 1).float(),

@@ -46,19 +46,21 @@ def sample_people(domain: Domain, n: int, rng: np.random.Generator) -> dict[str,
     lower, lower_idx = _colours(domain, n, rng)
     bag_colour, _ = _colours(domain, n, rng)
     hat_colour, _ = _colours(domain, n, rng)
+    scarf_colour, _ = _colours(domain, n, rng)
     shoes = np.asarray([(0.08, 0.08, 0.08), (0.9, 0.9, 0.9), (0.45, 0.25, 0.1), (0.2, 0.3, 0.6)])
     shoe_idx = rng.integers(0, len(shoes), n)
     return {
         "skin": rng.integers(0, len(SKIN_TONES), n),
         "hair_colour": rng.integers(0, len(HAIR_COLOURS), n),
         "hair_long": (rng.random(n) < 0.35).astype(np.int64),
-        "upper_pattern": rng.integers(0, len(UPPER_PATTERNS), n),
+        "upper_pattern": rng.choice(len(UPPER_PATTERNS), n, p=domain.p_pattern),
         "upper_colour": upper_idx,
         "lower_colour": lower_idx,
         "lower_type": rng.choice(len(LOWER_TYPES), n, p=domain.p_lower),
         "long_sleeve": (rng.random(n) < domain.p_long_sleeve).astype(np.int64),
         "coat": (rng.random(n) < domain.p_coat).astype(np.int64),
         "hat": (rng.random(n) < domain.p_hat).astype(np.int64),
+        "scarf": (rng.random(n) < domain.p_scarf).astype(np.int64),
         "bag": rng.choice(len(BAG_TYPES), n, p=(0.45, 0.3, 0.25)),
         "bag_side": rng.choice([-1, 1], n),
         "shoes": shoe_idx,
@@ -70,6 +72,7 @@ def sample_people(domain: Domain, n: int, rng: np.random.Generator) -> dict[str,
         "rgb_lower": lower,
         "rgb_bag": bag_colour,
         "rgb_hat": hat_colour,
+        "rgb_scarf": scarf_colour,
         "rgb_shoes": shoes[shoe_idx],
     }
 
@@ -78,24 +81,24 @@ def sample_cameras(domain: Domain, rng: np.random.Generator) -> dict[str, np.nda
     """Each camera's style (light, scene, optics) and its place in the network."""
     c = domain.n_cameras
     gain = np.asarray(domain.light) * np.exp(rng.normal(0, domain.light_spread, (c, 3)))
-    scene = np.clip(np.asarray(domain.background) * np.exp(rng.normal(0, 0.25, (c, 3))), 0.05, 1)
-    floor = np.clip(scene * rng.uniform(0.5, 1.2, (c, 1)) * np.exp(rng.normal(0, 0.2, (c, 3))), 0, 1)
+    scene = np.clip(np.asarray(domain.background) * np.exp(rng.normal(0, 0.12, (c, 3))), 0.05, 1)
+    floor = np.clip(scene * rng.uniform(0.6, 1.1, (c, 1)) * np.exp(rng.normal(0, 0.1, (c, 3))), 0, 1)
     views = rng.dirichlet((1.5, 1.5, 1.0), c)  # front, back, side: each camera sees a mix
     position = rng.uniform(0, 400, (c, 2))  # metres on a campus map
     return {
         "gain": gain,
-        "brightness": domain.brightness * np.exp(rng.normal(0, 0.2, c)),
-        "gamma": rng.uniform(0.85, 1.15, c),
+        "brightness": domain.brightness * np.exp(rng.normal(0, 0.12, c)),
+        "gamma": rng.uniform(0.9, 1.1, c),
         "scene": scene,
         "floor": floor,
         "horizon": rng.uniform(0.55, 0.8, c),
         "wall_freq": rng.uniform(2, 9, c),
         "views": views,
-        "blur": rng.choice([0.0, 0.4, 0.8, 1.2], c),
-        "noise": rng.uniform(0.01, 0.05, c),
-        "lowres": rng.choice([1.0, 1.0, 1.5, 2.0], c),
+        "blur": rng.choice([0.0, 0.3, 0.6, 0.9], c),
+        "noise": rng.uniform(0.003, 0.015, c),
+        "lowres": rng.choice([1.0, 1.0, 1.25, 1.5], c),
         "occlusion": rng.uniform(0.05, 0.35, c),
-        "person_height": rng.uniform(0.8, 0.92, c),
+        "person_height": rng.uniform(*domain.person_height, c),  # how close the camera is
         "position": position,
     }
 
@@ -165,6 +168,8 @@ def sample_nuisances(
         "scene_shift": rng.uniform(0, 1, n_trk),
         "clutter_rgb": rng.uniform(0.1, 0.9, (n_trk, 3)),
         "clutter_x": rng.uniform(-0.25, 0.25, n_trk),
+        # where in the scene and when in the day: the same camera sees varied backgrounds
+        "scene_jitter": np.exp(rng.normal(0, 0.4, (n_trk, 3))),
     }
     per_image = {k: v[trk] for k, v in per_trk.items()}
     per_image.update(

@@ -32,10 +32,10 @@ SUMMER_PALETTE = (  # bright, saturated
     (0.10, 0.55, 0.85), (0.55, 0.25, 0.80), (0.95, 0.45, 0.70), (0.95, 0.95, 0.95),
     (0.15, 0.75, 0.70), (0.70, 0.90, 0.35), (0.35, 0.35, 0.38), (0.85, 0.70, 0.50),
 )
-WINTER_PALETTE = (  # dark and muted
-    (0.10, 0.12, 0.25), (0.08, 0.08, 0.08), (0.35, 0.35, 0.37), (0.35, 0.22, 0.12),
-    (0.45, 0.10, 0.15), (0.25, 0.32, 0.15), (0.55, 0.50, 0.42), (0.20, 0.30, 0.40),
-    (0.40, 0.25, 0.35), (0.62, 0.62, 0.65), (0.15, 0.25, 0.22), (0.50, 0.35, 0.20),
+WINTER_PALETTE = (  # dark and muted, with a few bright winter accents
+    (0.10, 0.12, 0.30), (0.06, 0.06, 0.06), (0.40, 0.40, 0.42), (0.40, 0.24, 0.12),
+    (0.55, 0.08, 0.12), (0.25, 0.35, 0.12), (0.70, 0.62, 0.48), (0.20, 0.35, 0.50),
+    (0.45, 0.22, 0.40), (0.85, 0.85, 0.88), (0.05, 0.35, 0.32), (0.75, 0.55, 0.10),
 )
 
 
@@ -47,30 +47,39 @@ class Domain:
     palette: tuple[tuple[float, float, float], ...] | None  # None: random colours (world P)
     n_cameras: int
     p_lower: tuple[float, float, float]  # trousers, shorts, skirt
+    p_pattern: tuple[float, ...]  # over UPPER_PATTERNS: fashion differs between worlds
     p_long_sleeve: float
     p_hat: float
     p_coat: float  # upper garment reaching the thighs (winter)
+    p_scarf: float  # a coloured band at the neck (winter)
     light: tuple[float, float, float]  # mean colour of the light (a cast all cameras share)
     light_spread: float  # how much each camera's light departs from the mean (log-gain std)
     brightness: float
+    person_height: tuple[float, float]  # range of the person's height in the crop, per camera
     background: tuple[float, float, float]  # mean scene colour
     seed: int  # base seed: identities, cameras and images draw from it
 
 
 DOMAINS: dict[str, Domain] = {
     "A": Domain(
-        "A", SUMMER_PALETTE, n_cameras=6, p_lower=(0.55, 0.30, 0.15), p_long_sleeve=0.25,
-        p_hat=0.10, p_coat=0.0, light=(1.08, 1.0, 0.88), light_spread=0.22, brightness=1.0,
+        "A", SUMMER_PALETTE, n_cameras=6, p_lower=(0.55, 0.30, 0.15),
+        p_pattern=(0.15, 0.10, 0.25, 0.05, 0.20, 0.25), p_long_sleeve=0.25,
+        p_hat=0.10, p_coat=0.0, p_scarf=0.0, light=(1.08, 1.0, 0.88), light_spread=0.12, brightness=1.0,
+        person_height=(0.74, 0.86),
         background=(0.55, 0.52, 0.45), seed=11,
     ),
     "B": Domain(
-        "B", WINTER_PALETTE, n_cameras=8, p_lower=(0.85, 0.0, 0.15), p_long_sleeve=0.95,
-        p_hat=0.45, p_coat=0.55, light=(0.88, 0.97, 1.12), light_spread=0.22, brightness=0.85,
+        "B", WINTER_PALETTE, n_cameras=8, p_lower=(0.85, 0.0, 0.15),
+        p_pattern=(0.25, 0.30, 0.05, 0.30, 0.10, 0.0), p_long_sleeve=0.95,
+        p_hat=0.45, p_coat=0.4, p_scarf=0.6, light=(0.88, 0.97, 1.12), light_spread=0.12, brightness=0.95,
+        person_height=(0.84, 0.95),
         background=(0.72, 0.74, 0.78), seed=23,
     ),
     "P": Domain(
-        "P", None, n_cameras=5, p_lower=(0.6, 0.25, 0.15), p_long_sleeve=0.5,
-        p_hat=0.25, p_coat=0.25, light=(1.0, 1.0, 1.0), light_spread=0.15, brightness=0.95,
+        "P", None, n_cameras=5, p_lower=(0.6, 0.25, 0.15),
+        p_pattern=(1 / 6,) * 6, p_long_sleeve=0.5,
+        p_hat=0.25, p_coat=0.25, p_scarf=0.2, light=(1.0, 1.0, 1.0), light_spread=0.15, brightness=0.95,
+        person_height=(0.75, 0.95),
         background=(0.5, 0.5, 0.5), seed=97,
     ),
 }

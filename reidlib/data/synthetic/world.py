@@ -28,7 +28,7 @@ from reidlib.data.synthetic.sample import (
 from reidlib.data.synthetic.spec import get_domain, get_size
 from reidlib.utils import atomic_path, sha256_file
 
-WORLD_VERSION = 1  # bump when rendering changes, so stale caches are rebuilt
+WORLD_VERSION = 3  # bump when rendering changes, so stale caches are rebuilt
 
 
 @dataclass
