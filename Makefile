@@ -28,14 +28,14 @@ course: $(STAMP)
 	$(PY) -m reidlib.course run
 
 test: $(STAMP)
-	$(PY) -m ruff check reidlib tests benchmarks
+	$(PY) -m ruff check reidlib tests benchmarks notebooks
 	$(PY) -m pytest -q -rs
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks
 
 lint: $(STAMP)
-	$(PY) -m ruff check reidlib tests benchmarks
+	$(PY) -m ruff check reidlib tests benchmarks notebooks
 
 clean-cache:
 	rm -rf data/cache build

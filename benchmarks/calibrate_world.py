@@ -7,7 +7,8 @@ For worlds A and B of one profile it measures
 - the supervised upper bound: a model trained on the world's own training identities;
 - the domain gap: each model evaluated on the other world, relative to the model trained there.
 
-    python benchmarks/calibrate_world.py --profile quick [--out benchmarks/results/calibration-quick.json]
+    python benchmarks/calibrate_world.py --profile quick \
+        [--out benchmarks/results/calibration-quick.json]
 
 Prints a markdown table for benchmarks/RESULTS.md.
 """
@@ -38,8 +39,13 @@ def score(qf, gf, world) -> dict:
     dist = pairwise_distance(qf, gf)
     r = evaluate(dist, *args)
     share, chance = same_camera_nearest_share(dist, *args)
-    return {"mAP": r["mAP"], "rank1": float(r["cmc"][0]), "mINP": r["mINP"],
-            "same_camera_share": share, "chance_share": chance}
+    return {
+        "mAP": r["mAP"],
+        "rank1": float(r["cmc"][0]),
+        "mINP": r["mINP"],
+        "same_camera_share": share,
+        "chance_share": chance,
+    }
 
 
 def handcrafted(world) -> dict:
@@ -48,19 +54,28 @@ def handcrafted(world) -> dict:
     raw = score(qf, gf, world)
     cams = np.concatenate([world.query.camids, world.gallery.camids])
     both = per_camera_normalise(torch.cat([qf, gf]), cams, standardise=False)
-    norm = score(both[: len(qf)], both[len(qf):], world)
+    norm = score(both[: len(qf)], both[len(qf) :], world)
     return {"raw": raw, "per_camera": norm}
 
 
 def supervised(world, profile, cache_dir, weights) -> tuple[torch.nn.Module, dict]:
     t0 = time.perf_counter()
     model, history = train_or_load(
-        world.train, arch=profile.arch, cache_dir=cache_dir, epochs=profile.epochs, p=profile.p,
-        k=profile.k, lr=profile.lr, weights=weights, device=default_device(),
+        world.train,
+        arch=profile.arch,
+        cache_dir=cache_dir,
+        epochs=profile.epochs,
+        p=profile.p,
+        k=profile.k,
+        lr=profile.lr,
+        weights=weights,
+        device=default_device(),
     )
-    return model, {"train_seconds": history.get("wall_time", time.perf_counter() - t0),
-                   "images_per_s": history.get("images_per_s"),
-                   "best_epoch": history.get("best_epoch")}
+    return model, {
+        "train_seconds": history.get("wall_time", time.perf_counter() - t0),
+        "images_per_s": history.get("images_per_s"),
+        "best_epoch": history.get("best_epoch"),
+    }
 
 
 def deep_scores(model, world) -> dict:
@@ -80,9 +95,15 @@ def main() -> None:
     weights = None if args.weights == "None" else args.weights
     cache_dir = Path(args.cache_dir) if args.cache_dir else Path("data/cache")
     worlds = {d: load_world(d, profile.name) for d in ("A", "B")}
-    result = {"profile": profile.name, "machine": platform.processor() or platform.machine(),
-              "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "device": str(default_device()), "weights": str(weights), "worlds": {}}
+    result = {
+        "profile": profile.name,
+        "machine": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(default_device()),
+        "weights": str(weights),
+        "worlds": {},
+    }
     models = {}
     for d, world in worlds.items():
         entry = {"handcrafted": handcrafted(world)}
@@ -101,8 +122,11 @@ def main() -> None:
 
 
 def markdown(r: dict) -> str:
-    rows = ["| world | handcrafted mAP | + per-camera norm | same-camera nearest (chance) | "
-            "supervised mAP / R1 | train s | transfer mAP (drop) |", "|---" * 7 + "|"]
+    rows = [
+        "| world | handcrafted mAP | + per-camera norm | same-camera nearest (chance) | "
+        "supervised mAP / R1 | train s | transfer mAP (drop) |",
+        "|---" * 7 + "|",
+    ]
     for d, e in r["worlds"].items():
         src = "B" if d == "A" else "A"
         hc, sup = e["handcrafted"], e["supervised"]

@@ -40,8 +40,8 @@ session = setup("00")
 import numpy as np
 import torch
 
-from reidlib.data.synthetic import export_market1501, load_world
 from reidlib.data.datasets import read_dataset
+from reidlib.data.synthetic import export_market1501, load_world
 from reidlib.evaluation import evaluate, pairwise_distance
 from reidlib.evaluation.camera_bias import same_camera_nearest_share
 from reidlib.handcrafted import colour_texture_features, per_camera_normalise
@@ -283,7 +283,10 @@ explorer.show(colour_by="pid")
 # ## References
 # - The survey, §1–2 (the task), §4.1–4.2 (datasets, metrics), Eq. 1 and Eq. 5.
 # - L. Zheng et al., *Scalable Person Re-identification: A Benchmark* (Market-1501), ICCV 2015.
-# - H. Luo et al., *Bag of Tricks and a Strong Baseline for Deep Person Re-identification*, CVPRW 2019.
-# - S. Liao et al., *Person Re-identification by Local Maximal Occurrence Representation* (LOMO), CVPR 2015.
-# - M. Ye et al., *Deep Learning for Person Re-identification: A Survey and Outlook* (mINP), TPAMI 2021.
+# - H. Luo et al., *Bag of Tricks and a Strong Baseline for Deep Person Re-identification*,
+#   CVPRW 2019.
+# - S. Liao et al., *Person Re-identification by Local Maximal Occurrence Representation*
+#   (LOMO), CVPR 2015.
+# - M. Ye et al., *Deep Learning for Person Re-identification: A Survey and Outlook* (mINP),
+#   TPAMI 2021.
 # - L. McInnes et al., *UMAP*, 2018.

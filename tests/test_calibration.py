@@ -31,10 +31,13 @@ def test_handcrafted_features_show_camera_bias(worlds, domain):
     w = worlds[domain]
     qf, gf = colour_texture_features(w.query.images), colour_texture_features(w.gallery.images)
     raw_map, (share, chance) = _scores(qf, gf, w)
-    assert share > 2 * chance, "nearest matches should come from the query's camera far above chance"
-    both = per_camera_normalise(torch.cat([qf, gf]), np.concatenate([w.query.camids, w.gallery.camids]),
-                                standardise=False)
-    norm_map, _ = _scores(both[: len(qf)], both[len(qf):], w)
+    assert share > 2 * chance, (
+        "nearest matches should come from the query's camera far above chance"
+    )
+    both = per_camera_normalise(
+        torch.cat([qf, gf]), np.concatenate([w.query.camids, w.gallery.camids]), standardise=False
+    )
+    norm_map, _ = _scores(both[: len(qf)], both[len(qf) :], w)
     assert norm_map > raw_map + 0.02, "per-camera normalisation should raise handcrafted mAP"
 
 
@@ -44,8 +47,9 @@ def trained(worlds):
     for d, w in worlds.items():
         torch.manual_seed(0)
         model = build_model("small", weights="synthetic")
-        train_supervised(model, w.train, epochs=6, p=8, k=4, lr=1e-3, val_fraction=0.0,
-                         progress=False)
+        train_supervised(
+            model, w.train, epochs=6, p=8, k=4, lr=1e-3, val_fraction=0.0, progress=False
+        )
         models[d] = model
     return models
 
@@ -59,8 +63,9 @@ def _deep_map(model, world):
 @pytest.mark.slow
 def test_supervised_beats_handcrafted_and_domains_differ(worlds, trained):
     for d, w in worlds.items():
-        hand, _ = _scores(colour_texture_features(w.query.images),
-                          colour_texture_features(w.gallery.images), w)
+        hand, _ = _scores(
+            colour_texture_features(w.query.images), colour_texture_features(w.gallery.images), w
+        )
         own = _deep_map(trained[d], w)
         assert own > hand + 0.2, f"world {d}: supervised {own:.3f} vs handcrafted {hand:.3f}"
         other = _deep_map(trained["B" if d == "A" else "A"], w)

@@ -1,8 +1,9 @@
 """README, pyproject.toml, environment.yml and the Makefile must tell the same story."""
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,20 +21,33 @@ def _pyproject_requirements() -> dict[str, str]:
 def _environment_requirements() -> dict[str, str]:
     lines = (ROOT / "environment.yml").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
-    reqs = [line.strip()[2:] for line in lines[start + 1:] if line.strip().startswith("- ")]
+    reqs = [line.strip()[2:] for line in lines[start + 1 :] if line.strip().startswith("- ")]
     return {_name(r): r.replace(" ", "") for r in reqs if not r.startswith("-e")}
 
 
 def test_environment_yml_matches_pyproject():
     py, env = _pyproject_requirements(), _environment_requirements()
-    assert set(py) == set(env), f"only in pyproject: {set(py) - set(env)}; only in environment.yml: {set(env) - set(py)}"
+    assert set(py) == set(env), (
+        f"only in pyproject: {set(py) - set(env)}; only in environment.yml: {set(env) - set(py)}"
+    )
     for name in py:
-        assert py[name] == env[name], f"{name}: pyproject says {py[name]}, environment.yml {env[name]}"
+        assert py[name] == env[name], (
+            f"{name}: pyproject says {py[name]}, environment.yml {env[name]}"
+        )
 
 
 def test_design_card_packages_are_dependencies():
-    card = {"torch", "torchvision", "jupyterlab", "matplotlib", "seaborn", "umap-learn",
-            "scikit-learn", "ipywidgets", "faiss-cpu"}
+    card = {
+        "torch",
+        "torchvision",
+        "jupyterlab",
+        "matplotlib",
+        "seaborn",
+        "umap-learn",
+        "scikit-learn",
+        "ipywidgets",
+        "faiss-cpu",
+    }
     assert card <= set(_pyproject_requirements())
 
 

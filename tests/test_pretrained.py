@@ -55,8 +55,11 @@ def test_damaged_weights_file_is_retrained_not_used(tmp_path, monkeypatch):
     path = synthetic_weights_path("small", tmp_path)
     path.write_bytes(b"not a checkpoint")
     calls = []
-    monkeypatch.setattr(pre, "pretrain_backbone",
-                        lambda arch, **kw: (calls.append(arch) or {"w": torch.ones(1)}, {}))
+    monkeypatch.setattr(
+        pre,
+        "pretrain_backbone",
+        lambda arch, **kw: (calls.append(arch) or {"w": torch.ones(1)}, {}),
+    )
     assert torch.equal(synthetic_backbone("small", cache_dir=tmp_path)["w"], torch.ones(1))
     assert calls == ["small"]
     with pytest.raises(ValueError, match="no synthetic pretraining recipe"):

@@ -65,6 +65,7 @@ def test_domains_differ():
     a = build_world("A", "smoke", progress=False)
     b = build_world("B", "smoke", progress=False)
     assert len(np.unique(b.train.camids)) == 8 and len(np.unique(a.train.camids)) == 6
+
     # B's winter light is cold, A's summer light warm: blue minus red differs in sign
     def blue_minus_red(w):
         return w.train.images[..., 2].mean() - w.train.images[..., 0].mean()
@@ -119,8 +120,19 @@ def test_export_command_reads_back_with_the_market1501_reader(tmp_path, capsys):
     from reidlib.data.synthetic.__main__ import main
 
     out = tmp_path / "exported"
-    code = main(["export", "--world", "B", "--profile", "smoke", "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache")])
+    code = main(
+        [
+            "export",
+            "--world",
+            "B",
+            "--profile",
+            "smoke",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0 and "exported to" in capsys.readouterr().out
     world = load_world("B", "smoke", cache_dir=tmp_path / "cache", progress=False)
     records = read_dataset("market1501", out, num_cameras=8)  # world B has eight cameras
@@ -131,6 +143,20 @@ def test_export_command_reads_back_with_the_market1501_reader(tmp_path, capsys):
     assert sorted({r.pid for r in records.query}) == sorted(set(world.query.pids.tolist()))
     assert sorted({r.camid for r in records.gallery}) == sorted(set(world.gallery.camids.tolist()))
     # exporting over an existing folder is refused with a clear message, exit code 2
-    assert main(["export", "--world", "B", "--profile", "smoke", "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--world",
+                "B",
+                "--profile",
+                "smoke",
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ]
+        )
+        == 2
+    )
     assert "already exists" in capsys.readouterr().err

@@ -108,7 +108,9 @@ def random_colour_gain(x: torch.Tensor, strength: float, generator=None) -> torc
     if strength <= 0:
         return x
     u = _rand(6 * len(x), generator, x.device).view(len(x), 3, 2)
-    normal = torch.sqrt(-2 * torch.log(u[..., 0].clamp_min(1e-7))) * torch.cos(2 * math.pi * u[..., 1])
+    # Box-Muller: normals from the uniforms the shared generator gives on any device
+    radius = torch.sqrt(-2 * torch.log(u[..., 0].clamp_min(1e-7)))
+    normal = radius * torch.cos(2 * math.pi * u[..., 1])
     gain = torch.exp(strength * normal).view(-1, 3, 1, 1)
     return (x.float() * gain).round().clamp(0, 255).to(torch.uint8)
 

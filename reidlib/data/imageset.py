@@ -45,7 +45,9 @@ class ImageSet:
             setattr(self, name, value)
         for name in ("images", "camids", "tracklets", "frames", "timestamps"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"ImageSet.{name} has {len(getattr(self, name))} rows, pids has {n}")
+                raise ValueError(
+                    f"ImageSet.{name} has {len(getattr(self, name))} rows, pids has {n}"
+                )
 
     def __len__(self) -> int:
         return len(self.pids)

@@ -7,7 +7,6 @@ often than the share of that camera in the gallery would give by chance.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -25,7 +24,8 @@ def same_camera_nearest_share(distmat, query_pids, gallery_pids, query_camids, g
     if d.shape != (len(qp), len(gp)) or len(qc) != len(qp) or len(gc) != len(gp):
         raise ValueError(
             f"distmat must be (num_query, num_gallery) = ({len(qp)}, {len(gp)}) with matching "
-            f"camera arrays, got distmat {tuple(d.shape)}, {len(qc)} query and {len(gc)} gallery camids"
+            f"camera arrays, got distmat {tuple(d.shape)}, {len(qc)} query and "
+            f"{len(gc)} gallery camids"
         )
     same_cam = qc[:, None] == gc[None, :]
     invalid = (same_cam & (qp[:, None] == gp[None, :])) | (gp[None, :] < 0)

@@ -60,9 +60,16 @@ def attribute_targets(people: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 ATTRIBUTE_CLASSES = {
-    "upper_colour": N_COLOUR_FAMILIES, "lower_colour": N_COLOUR_FAMILIES,
-    "upper_pattern": len(UPPER_PATTERNS), "lower_type": len(LOWER_TYPES), "bag": len(BAG_TYPES),
-    "hair_long": 2, "long_sleeve": 2, "hat": 2, "coat": 2, "scarf": 2,
+    "upper_colour": N_COLOUR_FAMILIES,
+    "lower_colour": N_COLOUR_FAMILIES,
+    "upper_pattern": len(UPPER_PATTERNS),
+    "lower_type": len(LOWER_TYPES),
+    "bag": len(BAG_TYPES),
+    "hair_long": 2,
+    "long_sleeve": 2,
+    "hat": 2,
+    "coat": 2,
+    "scarf": 2,
 }
 
 
@@ -81,8 +88,15 @@ def _pretraining_data(profile: str, cache_dir):
 
 
 def pretrain_backbone(
-    arch: str, profile: str, epochs: int, batch_size: int = 128, lr: float = 1e-3,
-    seed: int = 0, device=None, cache_dir=None, progress: bool = True,
+    arch: str,
+    profile: str,
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device=None,
+    cache_dir=None,
+    progress: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """Train ``arch`` to recognise attributes in world P; return (backbone state, accuracies).
 
@@ -111,8 +125,9 @@ def pretrain_backbone(
             idx = order[i * batch_size : (i + 1) * batch_size]
             with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
                 feats = model(train_augment(x_all[idx], generator=gen)).features
-                loss = sum(nn.functional.cross_entropy(heads[k](feats), y_all[k][idx])
-                           for k in heads)
+                loss = sum(
+                    nn.functional.cross_entropy(heads[k](feats), y_all[k][idx]) for k in heads
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -129,10 +144,12 @@ def _held_out_accuracy(model, heads, x, y_all, offset) -> dict[str, float]:
     from reidlib.data.augment import eval_transform
 
     model.eval()
-    feats = torch.cat([model.pool(model.backbone(eval_transform(x[i : i + 256])))
-                       for i in range(0, len(x), 256)])
-    return {k: (heads[k](feats).argmax(1) == y_all[k][offset:]).float().mean().item()
-            for k in heads}
+    feats = torch.cat(
+        [model.pool(model.backbone(eval_transform(x[i : i + 256]))) for i in range(0, len(x), 256)]
+    )
+    return {
+        k: (heads[k](feats).argmax(1) == y_all[k][offset:]).float().mean().item() for k in heads
+    }
 
 
 # The recipe per architecture: small nets pretrain on the quick-size world on a CPU in
@@ -150,19 +167,22 @@ def synthetic_weights_path(arch: str, cache_dir=None) -> Path:
     return root / f"pretrained-{arch}-P{WORLD_VERSION}-v{PRETRAIN_VERSION}.pt"
 
 
-def synthetic_backbone(arch: str, cache_dir: str | os.PathLike | None = None,
-                       progress: bool = True) -> dict[str, torch.Tensor]:
+def synthetic_backbone(
+    arch: str, cache_dir: str | os.PathLike | None = None, progress: bool = True
+) -> dict[str, torch.Tensor]:
     """The world-P attribute-pretrained backbone state for ``arch``: load, or train and cache."""
     if arch not in RECIPES:
-        raise ValueError(f"no synthetic pretraining recipe for {arch!r}: expected one of "
-                         f"{', '.join(RECIPES)}")
+        raise ValueError(
+            f"no synthetic pretraining recipe for {arch!r}: expected one of {', '.join(RECIPES)}"
+        )
     path = synthetic_weights_path(arch, cache_dir)
     if path.exists():
         try:
             return torch.load(path, map_location="cpu", weights_only=True)["backbone"]
         except Exception as err:  # a damaged file is retrained, never half-used
             print(f"pretrained backbone {path.name} is unreadable ({err}); retraining it")
-    state, accuracy = pretrain_backbone(arch, cache_dir=cache_dir, progress=progress,
-                                        **RECIPES[arch])
+    state, accuracy = pretrain_backbone(
+        arch, cache_dir=cache_dir, progress=progress, **RECIPES[arch]
+    )
     atomic_torch_save({"backbone": state, "accuracy": accuracy, "recipe": RECIPES[arch]}, path)
     return state

@@ -1,7 +1,7 @@
 """Command line: render, inspect or export a synthetic world.
 
-    python -m reidlib.data.synthetic export --world A --profile quick --out DIR
-    python -m reidlib.data.synthetic summary --world B --profile smoke
+python -m reidlib.data.synthetic export --world A --profile quick --out DIR
+python -m reidlib.data.synthetic summary --world B --profile smoke
 """
 
 from __future__ import annotations
@@ -15,8 +15,11 @@ from reidlib.data.synthetic.world import load_world
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reidlib.data.synthetic", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m reidlib.data.synthetic",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("export", "summary"):
         p = sub.add_parser(name)

@@ -24,8 +24,9 @@ def _write_split(images: ImageSet, folder: Path, progress: bool) -> None:
     folder.mkdir(parents=True)
     seen: dict[str, int] = {}
     rows = zip(images.images, images.pids, images.camids, images.frames, strict=True)
-    for img, pid, cam, frame in tqdm(rows, total=len(images), desc=folder.name,
-                                     disable=not progress, leave=False):
+    for img, pid, cam, frame in tqdm(
+        rows, total=len(images), desc=folder.name, disable=not progress, leave=False
+    ):
         key = f"{pid}_{cam}_{frame}"
         seen[key] = seen.get(key, 0) + 1
         name = market_name(int(pid), int(cam), int(frame), seen[key])

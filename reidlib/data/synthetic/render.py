@@ -65,8 +65,9 @@ def _lowres(img: Tensor, factor: Tensor) -> Tensor:
         if f <= 1:
             continue
         sel = factor == f
-        small = F.interpolate(img[sel], size=(max(4, round(h / f)), max(2, round(w / f))),
-                              mode="area")
+        small = F.interpolate(
+            img[sel], size=(max(4, round(h / f)), max(2, round(w / f))), mode="area"
+        )
         out[sel] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     return out
 
@@ -79,9 +80,15 @@ def _background(p: dict[str, Tensor], X: Tensor, Y: Tensor, px: float) -> Tensor
     wall = wall * (1 + 0.15 * (stripes > 0.3).float()[:, None])
     floor_mask = ((Y - _col(p["horizon"])) * px + 0.5).clamp(0, 1)
     b = _paint(wall.expand_as(b), floor_mask, p["floor"] * p["scene_jitter"].sqrt())
-    clutter = _ellipse(X, Y, _col(p["clutter_x"]), _col(p["horizon"]) - 0.05,
-                       X.new_tensor(0.09).expand(len(b)).reshape(-1, 1, 1),
-                       X.new_tensor(0.2).expand(len(b)).reshape(-1, 1, 1), px)
+    clutter = _ellipse(
+        X,
+        Y,
+        _col(p["clutter_x"]),
+        _col(p["horizon"]) - 0.05,
+        X.new_tensor(0.09).expand(len(b)).reshape(-1, 1, 1),
+        X.new_tensor(0.2).expand(len(b)).reshape(-1, 1, 1),
+        px,
+    )
     return _paint(b, clutter * 0.8, p["clutter_rgb"])
 
 
@@ -132,19 +139,24 @@ def _person(canvas: Tensor, p: dict[str, Tensor], X: Tensor, Y: Tensor, px: floa
         trousers = (lower_t == 0).float()[:, None]
         lower_top = 0.52
         lower_bottom = torch.where(_col(lower_t == 0), 0.96, 0.68)
-        cloth = _box(X, Y, *at(x, 0), 0.047 * bw * h, h, px) * \
-            ((Y >= top + lower_top * h) & (Y <= top + lower_bottom * h)).float()
+        cloth = (
+            _box(X, Y, *at(x, 0), 0.047 * bw * h, h, px)
+            * ((Y >= top + lower_top * h) & (Y <= top + lower_bottom * h)).float()
+        )
         canvas = _paint(canvas, leg, skin)
         canvas = _paint(canvas, cloth * leg.gt(0).float(), p["rgb_lower"] * (0.9 + 0.1 * trousers))
-        canvas = _paint(canvas, box(x + 0.01 * facing * side, 0.975, 0.05 * bw, 0.025), p["rgb_shoes"])
+        canvas = _paint(
+            canvas, box(x + 0.01 * facing * side, 0.975, 0.05 * bw, 0.025), p["rgb_shoes"]
+        )
     skirt = box(0, 0.6, 0.14 * bw, 0.09) * _col(lower_t == 2).float()
     canvas = _paint(canvas, skirt, p["rgb_lower"])
     del legs_top
 
     # bag carried behind the body in side view, and long hair seen from the front
     bag = p["bag"].long()
-    backpack_side = box(-facing * (torso_hw / h + 0.05) / 1, 0.32, 0.05, 0.12) \
-        * side * _col(bag == 1).float()
+    backpack_side = (
+        box(-facing * (torso_hw / h + 0.05) / 1, 0.32, 0.05, 0.12) * side * _col(bag == 1).float()
+    )
     canvas = _paint(canvas, backpack_side, p["rgb_bag"])
     long_hair = box(0, 0.16, 0.065 * bw, 0.08) * _col(p["hair_long"] == 1).float()
     canvas = _paint(canvas, long_hair * front, p["rgb_hair"])
@@ -166,8 +178,9 @@ def _person(canvas: Tensor, p: dict[str, Tensor], X: Tensor, Y: Tensor, px: floa
     canvas = _paint(canvas, box(0.04 * bw, 0.22, 0.018, 0.06) * scarf * front, p["rgb_scarf"])
 
     # bags over the torso: a backpack from behind, its straps from the front, a handbag at the hip
-    canvas = _paint(canvas, box(0, 0.3, 0.085 * bw, 0.13) * back * _col(bag == 1).float(),
-                    p["rgb_bag"])
+    canvas = _paint(
+        canvas, box(0, 0.3, 0.085 * bw, 0.13) * back * _col(bag == 1).float(), p["rgb_bag"]
+    )
     for s in (-1, 1):
         strap = box(s * 0.06 * bw, 0.26, 0.012, 0.1) * front * _col(bag == 1).float()
         canvas = _paint(canvas, strap, p["rgb_bag"])
@@ -199,11 +212,17 @@ def _occluder(canvas: Tensor, p: dict[str, Tensor], X: Tensor, Y: Tensor, px: fl
     return _paint(canvas, (low + pole + passer).clamp(0, 1), p["occ_rgb"])
 
 
-def render_batch(p: dict[str, Tensor], height: int, width: int, generator: torch.Generator) -> Tensor:
+def render_batch(
+    p: dict[str, Tensor], height: int, width: int, generator: torch.Generator
+) -> Tensor:
     """Render a batch described by per-image parameter tensors -> (B, H, W, 3) uint8."""
     dev = p["scene"].device
     ys = (torch.arange(height, device=dev, dtype=torch.float32) + 0.5) / height
-    xs = ((torch.arange(width, device=dev, dtype=torch.float32) + 0.5) / width - 0.5) * width / height
+    xs = (
+        ((torch.arange(width, device=dev, dtype=torch.float32) + 0.5) / width - 0.5)
+        * width
+        / height
+    )
     Y, X = ys[None, :, None].expand(1, height, width), xs[None, None, :].expand(1, height, width)
     px = float(height)  # pixels per image unit (the image is one unit high)
 
@@ -259,8 +278,9 @@ def render_images(
     starts = range(0, n, batch_size)
     for start in tqdm(starts, desc=f"render {height}x{width}", disable=not progress, leave=False):
         sl = slice(start, start + batch_size)
-        batch = {k: torch.as_tensor(v[sl], dtype=torch.float32, device=device)
-                 for k, v in params.items()}
+        batch = {
+            k: torch.as_tensor(v[sl], dtype=torch.float32, device=device) for k, v in params.items()
+        }
         gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + start)
         out[sl] = render_batch(batch, height, width, gen).cpu().numpy()
     return out

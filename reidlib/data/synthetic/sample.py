@@ -82,7 +82,9 @@ def sample_cameras(domain: Domain, rng: np.random.Generator) -> dict[str, np.nda
     c = domain.n_cameras
     gain = np.asarray(domain.light) * np.exp(rng.normal(0, domain.light_spread, (c, 3)))
     scene = np.clip(np.asarray(domain.background) * np.exp(rng.normal(0, 0.12, (c, 3))), 0.05, 1)
-    floor = np.clip(scene * rng.uniform(0.6, 1.1, (c, 1)) * np.exp(rng.normal(0, 0.1, (c, 3))), 0, 1)
+    floor = np.clip(
+        scene * rng.uniform(0.6, 1.1, (c, 1)) * np.exp(rng.normal(0, 0.1, (c, 3))), 0, 1
+    )
     views = rng.dirichlet((1.5, 1.5, 1.0), c)  # front, back, side: each camera sees a mix
     position = rng.uniform(0, 400, (c, 2))  # metres on a campus map
     return {

@@ -66,8 +66,11 @@ def _assign_splits(walks, person_pid, role, rng) -> np.ndarray:
 
 
 def build_world(
-    domain: str = "A", profile: str = "quick", seed: int = 0,
-    device: torch.device | str = "cpu", progress: bool = True,
+    domain: str = "A",
+    profile: str = "quick",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> World:
     """Sample and render a world; deterministic in (domain, profile, seed, device)."""
     dom, size = get_domain(domain), get_size(profile)
@@ -89,19 +92,32 @@ def build_world(
     pids[junk] = -1
 
     params = image_parameters(people, cameras, walks, nuisances)
-    images = render_images(params, size.height, size.width, seed=seed, device=device,
-                           progress=progress)
+    images = render_images(
+        params, size.height, size.width, seed=seed, device=device, progress=progress
+    )
 
     def subset(s):
         idx = np.flatnonzero(split == s)
-        return ImageSet(images[idx], pids[idx], walks["camid"][idx], walks["tracklet"][idx],
-                        walks["frame"][idx], walks["timestamp"][idx])
+        return ImageSet(
+            images[idx],
+            pids[idx],
+            walks["camid"][idx],
+            walks["tracklet"][idx],
+            walks["frame"][idx],
+            walks["timestamp"][idx],
+        )
 
     real = person_pid > 0
     return World(
-        name=f"synthetic-{domain}-{profile}", train=subset(0), query=subset(1), gallery=subset(2),
-        domain=domain, profile=profile, people_pid=person_pid[real],
-        people={k: v[real] for k, v in people.items()}, cameras=cameras,
+        name=f"synthetic-{domain}-{profile}",
+        train=subset(0),
+        query=subset(1),
+        gallery=subset(2),
+        domain=domain,
+        profile=profile,
+        people_pid=person_pid[real],
+        people={k: v[real] for k, v in people.items()},
+        cameras=cameras,
         transit=transit_times(cameras["position"]),
     )
 
@@ -126,8 +142,13 @@ def _from_arrays(a, domain: str, profile: str) -> World:
         return ImageSet(*(a[f"{s}_{c}"] for c in _COLUMNS))
 
     return World(
-        name=f"synthetic-{domain}-{profile}", train=split("train"), query=split("query"),
-        gallery=split("gallery"), domain=domain, profile=profile, people_pid=a["people_pid"],
+        name=f"synthetic-{domain}-{profile}",
+        train=split("train"),
+        query=split("query"),
+        gallery=split("gallery"),
+        domain=domain,
+        profile=profile,
+        people_pid=a["people_pid"],
         people={k[7:]: a[k] for k in a.files if k.startswith("people_") and k != "people_pid"},
         cameras={k[8:]: a[k] for k in a.files if k.startswith("cameras_")},
         transit=a["transit"],
@@ -157,8 +178,13 @@ def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) ->
         with open(tmp, "wb") as f:
             np.savez(f, **_to_arrays(world))
         digest = sha256_file(tmp)
-    manifest = {"domain": world.domain, "profile": world.profile, "seed": seed,
-                "version": WORLD_VERSION, "sha256": digest}
+    manifest = {
+        "domain": world.domain,
+        "profile": world.profile,
+        "seed": seed,
+        "version": WORLD_VERSION,
+        "sha256": digest,
+    }
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
 
@@ -176,8 +202,11 @@ def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
 
 
 def load_world(
-    domain: str = "A", profile: str = "quick", seed: int = 0,
-    cache_dir: str | os.PathLike | None = None, device: torch.device | str | None = None,
+    domain: str = "A",
+    profile: str = "quick",
+    seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    device: torch.device | str | None = None,
     progress: bool = True,
 ) -> World:
     """Load a world from the cache, rendering (and caching) it when absent or damaged.

@@ -1,0 +1,81 @@
+"""Hard pseudo-labels from clustering (survey §3.1).
+
+Two clustering flavours of §3.1: K-means, which needs the number of identities k up front
+(PUL [55]; "very sensitive to the k value"), and DBSCAN, which finds the number itself and
+leaves low-density images out as outliers (label -1), as in DSCE [80], SSG [56], SpCL [119]
+and Cluster Contrast, usually on the k-reciprocal Jaccard distance
+(:func:`reidlib.pseudo_labels.jaccard_distance`). Both wrap well-kept libraries:
+scikit-learn's DBSCAN and faiss's K-means.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import scipy.sparse as sp
+from sklearn.cluster import DBSCAN
+
+
+def dbscan_labels(dist, eps: float = 0.6, min_samples: int = 4) -> np.ndarray:
+    """DBSCAN pseudo-labels on a precomputed (N, N) distance (survey §3.1).
+
+    Args:
+        dist: dense (N, N) array, or a scipy.sparse matrix whose absent entries mean "not a
+            neighbour" (the form :func:`jaccard_distance` returns).
+        eps: neighbourhood radius (0.6 on the Jaccard distance in SpCL / Cluster Contrast).
+        min_samples: neighbours (the point itself included) that make a core point.
+
+    Returns:
+        (N,) int64 cluster ids 0..C-1, and -1 for outliers.
+    """
+    if not sp.issparse(dist):
+        dist = np.asarray(dist)
+    if dist.ndim != 2 or dist.shape[0] != dist.shape[1]:
+        raise ValueError(f"dist must be a square (N, N) distance matrix, got shape {dist.shape}")
+    values = dist.data if sp.issparse(dist) else dist
+    if values.size and (not np.isfinite(values).all() or values.min() < 0):
+        raise ValueError("dist must hold finite, non-negative distances")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}")
+    if int(min_samples) < 1:
+        raise ValueError(f"min_samples must be >= 1, got {min_samples}")
+    model = DBSCAN(eps=eps, min_samples=int(min_samples), metric="precomputed")
+    return model.fit_predict(dist).astype(np.int64)
+
+
+def kmeans_labels(
+    features, k: int, seed: int = 0, niter: int = 20, nredo: int = 1
+) -> np.ndarray:
+    """K-means pseudo-labels with faiss (survey §3.1, PUL [55]): every sample gets the id of
+    its nearest of ``k`` centroids, so there are no outliers.
+
+    Args:
+        features: (N, D) float array or tensor (copied to the CPU as float32).
+        k: number of clusters, 1 <= k <= N. faiss subsamples to 256 points per centroid
+            when N > 256 k, for speed.
+        seed: random seed of the centroid initialisation (same seed, same labels).
+        niter: K-means iterations.
+        nredo: independent runs, the one with the lowest within-cluster error is kept
+            (K-means often stops in a local optimum that splits one identity and merges two).
+
+    Returns:
+        (N,) int64 cluster ids in 0..k-1.
+    """
+    if hasattr(features, "detach"):
+        features = features.detach().cpu().numpy()
+    x = np.asarray(features)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"features must be a 2-D (N, D) array, got shape {x.shape}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or infinite values")
+    if not 1 <= int(k) <= len(x):
+        raise ValueError(f"k must satisfy 1 <= k <= N = {len(x)}, got k={k}")
+    if int(niter) < 1 or int(nredo) < 1:
+        raise ValueError(f"niter and nredo must be >= 1, got niter={niter}, nredo={nredo}")
+    km = faiss.Kmeans(
+        x.shape[1], int(k), niter=int(niter), nredo=int(nredo), seed=int(seed), verbose=False
+    )
+    km.train(x)
+    _, labels = km.index.search(x, 1)
+    return labels.ravel().astype(np.int64)

@@ -1,0 +1,188 @@
+"""k-reciprocal Jaccard distance (Zhong et al. 2017; survey §3.1) against a dense reference
+written straight from the paper's equations."""
+
+import functools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from reidlib.pseudo_labels import jaccard_distance
+
+
+def clustered(n, dim=16, n_clusters=6, spread=0.35, seed=0):
+    """n points in a few Gaussian blobs (a toy 'few identities' feature space)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_clusters, dim))
+    return (centres[rng.integers(0, n_clusters, n)] + spread * rng.normal(size=(n, dim))).astype(
+        np.float32
+    )
+
+
+def reference_jaccard(x, k1, k2, metric):
+    """Dense, loop-by-loop transcription of the paper (Eqs. 4, 6, 7, 10, 11), for clarity only:
+    sets are Python sets, V is a dense N x N array, sum max is summed, not derived."""
+    x = x.astype(np.float64)
+    if metric == "cosine":
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # squared Euclidean
+    n = len(x)
+    order = np.argsort(d, axis=1, kind="stable")
+
+    @functools.cache
+    def reciprocal(i, k):
+        return frozenset(j for j in order[i, : k + 1] if i in order[j, : k + 1])
+
+    half = int(np.around(k1 / 2.0))
+    v = np.zeros((n, n))
+    for i in range(n):
+        r = reciprocal(i, k1)
+        expanded = set(r)
+        for c in r:
+            rc = reciprocal(c, half)
+            if len(rc & r) > 2.0 / 3.0 * len(rc):
+                expanded |= rc
+        idx = sorted(expanded)
+        w = np.exp(-d[i, idx])
+        v[i, idx] = w / w.sum()
+    if k2 != 1:
+        v = np.stack([v[order[i, :k2]].mean(axis=0) for i in range(n)])
+    dist = np.ones((n, n))
+    overlap = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(n):
+            low = np.minimum(v[i], v[j]).sum()
+            dist[i, j] = 1.0 - low / np.maximum(v[i], v[j]).sum()
+            overlap[i, j] = low > 0
+    return dist, overlap
+
+
+CASES = [  # n, k1, k2, metric
+    (120, 20, 6, "cosine"),  # the SpCL / Cluster Contrast defaults
+    (200, 10, 3, "euclidean"),
+    (90, 7, 1, "cosine"),  # odd k1 (k1/2 rounds), no query expansion
+    (60, 1, 1, "cosine"),  # smallest k1: R(i, 1) = i and at most a mutual nearest neighbour
+    (60, 59, 60, "euclidean"),  # k1 = N - 1 and k2 = N: every pair is a neighbour
+    (70, 4, 12, "cosine"),  # k2 > k1 + 1: the search must reach k2 neighbours
+]
+
+
+@pytest.mark.parametrize("search", ["faiss", "torch"])
+@pytest.mark.parametrize("n, k1, k2, metric", CASES)
+def test_matches_dense_reference(n, k1, k2, metric, search):
+    x = clustered(n, seed=n + k1)
+    want, overlap = reference_jaccard(x, k1, k2, metric)
+    got = jaccard_distance(x, k1=k1, k2=k2, metric=metric, progress=False, search=search)
+    assert sp.issparse(got) and got.shape == (n, n) and got.dtype == np.float32
+    stored = np.zeros((n, n), dtype=bool)
+    coo = got.tocoo()
+    stored[coo.row, coo.col] = True
+    # Stored entries are exactly the pairs whose V rows overlap ...
+    np.testing.assert_array_equal(stored, overlap)
+    np.testing.assert_allclose(coo.data, want[coo.row, coo.col], atol=1e-5, rtol=0)
+    # ... and every other pair is at the maximum distance 1.
+    np.testing.assert_array_equal(want[~overlap], 1.0)
+    # The dense form agrees everywhere.
+    full = jaccard_distance(x, k1=k1, k2=k2, metric=metric, dense=True, progress=False)
+    assert full.shape == (n, n) and full.dtype == np.float32
+    np.testing.assert_allclose(full, want, atol=1e-5, rtol=0)
+
+
+def test_symmetric_zero_diagonal_and_in_range():
+    x = clustered(150, seed=3)
+    got = jaccard_distance(x, progress=False)
+    assert abs(got - got.T).max() < 1e-6
+    np.testing.assert_allclose(got.diagonal(), 0.0, atol=1e-6)  # rows of V sum to 1 +- eps
+    assert got.data.min() >= 0.0 and got.data.max() <= 1.0
+    assert (got.getnnz(axis=1) < 150).all()  # sparse: not every pair shares a neighbour
+
+
+def test_blocking_does_not_change_the_result():
+    x = clustered(150, seed=4)
+    whole = jaccard_distance(x, progress=False).toarray()
+    tiny_blocks = jaccard_distance(x, block_pairs=50, progress=False).toarray()
+    np.testing.assert_array_equal(whole, tiny_blocks)
+
+
+def test_clusters_are_closer_than_strangers():
+    """The point of the distance: same-blob pairs are near, different-blob pairs at 1."""
+    rng = np.random.default_rng(5)
+    centres = 10 * rng.normal(size=(4, 8))
+    blob = np.repeat(np.arange(4), 30)
+    x = centres[blob] + 0.5 * rng.normal(size=(120, 8))
+    dist = jaccard_distance(x, k1=10, k2=3, dense=True, progress=False)
+    same = blob[:, None] == blob[None, :]
+    assert dist[same].mean() < 0.7
+    np.testing.assert_array_equal(dist[~same], 1.0)
+
+
+def test_exact_duplicates_keep_self_first_and_are_at_distance_zero():
+    x = clustered(80, seed=6)
+    x[1] = x[0]  # faiss may list either copy first for both
+    dist = jaccard_distance(x, k1=8, k2=3, dense=True, progress=False)
+    np.testing.assert_allclose(np.diag(dist), 0.0, atol=1e-6)
+    assert dist[0, 1] < 1e-6
+
+
+def test_large_raw_euclidean_features_do_not_underflow():
+    # exp(-d) of squared distances ~1e4 underflows to 0 without the per-row shift.
+    x = 100.0 * clustered(100, seed=7)
+    got = jaccard_distance(x, k1=10, k2=3, metric="euclidean", progress=False)
+    assert np.isfinite(got.data).all()
+    np.testing.assert_allclose(got.diagonal(), 0.0, atol=1e-6)
+
+
+def test_accepts_torch_tensors():
+    torch = pytest.importorskip("torch")
+    x = clustered(70, seed=8)
+    a = jaccard_distance(torch.from_numpy(x).double(), k1=6, k2=2, progress=False)
+    b = jaccard_distance(x, k1=6, k2=2, progress=False)
+    np.testing.assert_allclose(a.toarray(), b.toarray(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "x, kwargs, match",
+    [
+        (np.zeros(10), {}, "2-D"),
+        (np.zeros((1, 4)), {"k1": 1}, "N >= 2"),
+        (np.ones((10, 4)), {"k1": 10}, "k1 < N"),
+        (np.ones((10, 4)), {"k1": 0}, "1 <= k1"),
+        (np.ones((10, 4)), {"k1": 3, "k2": 11}, "k2 <= N"),
+        (np.ones((10, 4)), {"k1": 3, "k2": 0}, "1 <= k2"),
+        (np.ones((10, 4)), {"k1": 3, "metric": "manhattan"}, "metric must be one of"),
+        (np.ones((10, 4)), {"k1": 3, "search": "annoy"}, "search must be one of"),
+        (np.ones((10, 4)), {"k1": 3, "dense": True, "max_dense": 5}, "max_dense"),
+        (np.full((10, 4), np.nan), {"k1": 3}, "NaN"),
+        (np.zeros((10, 4)), {"k1": 3}, "norm 0"),
+        (np.array([["a", "b"], ["c", "d"]]), {"k1": 1}, "numeric"),
+    ],
+)
+def test_bad_input_is_rejected(x, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        jaccard_distance(x, progress=False, **kwargs)
+
+
+def test_expansion_in_row_blocks_matches_one_block():
+    from reidlib.pseudo_labels.jaccard import expand_sets, nearest_neighbours, reciprocal_sets
+
+    x = clustered(150, seed=9)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    _, rank = nearest_neighbours(x, 21, "cosine")
+    recip, half = reciprocal_sets(rank), reciprocal_sets(rank[:, :11])
+    one = expand_sets(recip, half)
+    many = expand_sets(recip, half, block_terms=30)
+    assert (one != many).nnz == 0 and one.nnz > recip.nnz  # and the expansion did add members
+
+
+@pytest.mark.parametrize("search", ["faiss", "torch"])
+def test_neighbour_table_puts_self_first_and_stays_aligned(search):
+    from reidlib.pseudo_labels.jaccard import nearest_neighbours
+
+    x = clustered(40, seed=10)
+    x[1:6] = x[0]  # six copies: with k = 4 a search may even leave a copy's own index out
+    dist, rank = nearest_neighbours(x, 4, "euclidean", search)
+    np.testing.assert_array_equal(rank[:, 0], np.arange(40))
+    assert (np.diff(dist, axis=1) >= -1e-4).all()  # nearest first
+    true_sq = ((x[:, None, :] - x[rank]) ** 2).sum(-1)
+    np.testing.assert_allclose(dist, true_sq, atol=1e-3)
+    assert all(len(set(row)) == 4 for row in rank)
