@@ -1,11 +1,10 @@
 """k-reciprocal Jaccard distance (Zhong et al. 2017; survey §3.1) against a dense reference
 written straight from the paper's equations."""
 
-import functools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from kreciprocal_reference import kreciprocal_weights
 
 from reidlib.pseudo_labels import jaccard_distance
 
@@ -27,26 +26,7 @@ def reference_jaccard(x, k1, k2, metric):
         x = x / np.linalg.norm(x, axis=1, keepdims=True)
     d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)  # squared Euclidean
     n = len(x)
-    order = np.argsort(d, axis=1, kind="stable")
-
-    @functools.cache
-    def reciprocal(i, k):
-        return frozenset(j for j in order[i, : k + 1] if i in order[j, : k + 1])
-
-    half = int(np.around(k1 / 2.0))
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = reciprocal(i, k1)
-        expanded = set(r)
-        for c in r:
-            rc = reciprocal(c, half)
-            if len(rc & r) > 2.0 / 3.0 * len(rc):
-                expanded |= rc
-        idx = sorted(expanded)
-        w = np.exp(-d[i, idx])
-        v[i, idx] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[order[i, :k2]].mean(axis=0) for i in range(n)])
+    v = kreciprocal_weights(d, k1, k2)
     dist = np.ones((n, n))
     overlap = np.zeros((n, n), dtype=bool)
     for i in range(n):

@@ -1,10 +1,9 @@
 """k-reciprocal re-ranking against a dense, loop-by-loop reference (Zhong et al. 2017)."""
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from kreciprocal_reference import kreciprocal_weights
 
 from reidlib.evaluation import evaluate, pairwise_distance, re_ranking
 from reidlib.evaluation.rerank import re_ranking_from_features
@@ -17,26 +16,7 @@ def reference_re_ranking(q_g, q_q, g_g, k1=20, k2=6, lambda_value=0.3):
     full = np.block([[q_q, q_g], [q_g.T, g_g]]).astype(np.float64) ** 2
     full = full / full.max(axis=1, keepdims=True)
     n = len(full)
-    order = np.argsort(full, axis=1, kind="stable")
-
-    @functools.cache
-    def reciprocal(i, k):
-        return frozenset(j for j in order[i, : k + 1] if i in order[j, : k + 1])
-
-    half = int(np.around(k1 / 2.0))
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = reciprocal(i, k1)
-        expanded = set(r)
-        for c in r:
-            rc = reciprocal(c, half)
-            if len(rc & r) > 2.0 / 3.0 * len(rc):
-                expanded |= rc
-        idx = sorted(expanded)
-        w = np.exp(-full[i, idx])
-        v[i, idx] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[order[i, :k2]].mean(axis=0) for i in range(n)])
+    v = kreciprocal_weights(full, k1, k2)
     jaccard = np.zeros((q, n - q))
     for i in range(q):
         for j in range(q, n):

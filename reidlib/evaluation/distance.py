@@ -49,23 +49,24 @@ def pairwise_distance(
     return out
 
 
+def as_2d_float(x, name: str, shape_hint: str = "(num_images, dim)") -> torch.Tensor:
+    """``x`` (tensor or numpy array) as a 2-D float32/float64 tensor, or a clear error."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
+    if x.ndim != 2:
+        hint = f" {shape_hint}" if shape_hint else ""
+        raise ValueError(f"{name} must be 2-D{hint}, got shape {tuple(x.shape)}")
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def _check_features(qf, gf, metric, chunk_size):
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    out = []
-    for name, x in (("query_features", qf), ("gallery_features", gf)):
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.ascontiguousarray(x))
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
-        if x.ndim != 2:
-            raise ValueError(f"{name} must be 2-D (num_images, dim), got shape {tuple(x.shape)}")
-        if x.dtype != torch.float64:
-            x = x.float()
-        out.append(x)
-    qf, gf = out
+    qf, gf = as_2d_float(qf, "query_features"), as_2d_float(gf, "gallery_features")
     if qf.shape[1] != gf.shape[1]:
         raise ValueError(
             f"feature dimensions differ: query_features has {qf.shape[1]}, "

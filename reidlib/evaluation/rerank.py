@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reidlib.evaluation.distance import pairwise_distance
+from reidlib.evaluation.distance import as_2d_float, pairwise_distance
 
 
 def re_ranking(
@@ -204,16 +204,8 @@ def _sparse(index: torch.Tensor, values: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _check_inputs(q_g, q_q, g_g, k1, k2, lambda_value, chunk_size):
-    out = []
-    for name, x in (("q_g_dist", q_g), ("q_q_dist", q_q), ("g_g_dist", g_g)):
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.ascontiguousarray(x))
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(x).__name__}")
-        if x.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got shape {tuple(x.shape)}")
-        out.append(x if x.dtype == torch.float64 else x.float())
-    q_g, q_q, g_g = out
+    names = ("q_g_dist", "q_q_dist", "g_g_dist")
+    q_g, q_q, g_g = (as_2d_float(x, n, "") for x, n in zip((q_g, q_q, g_g), names, strict=True))
     num_q, num_g = q_g.shape
     if q_q.shape != (num_q, num_q) or g_g.shape != (num_g, num_g):
         raise ValueError(
