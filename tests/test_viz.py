@@ -28,7 +28,7 @@ from reidlib.viz import (  # noqa: E402
     ranked_list,
     ranked_lists,
 )
-from reidlib.viz.explorer import OUTLIER_GREY, align_layout  # noqa: E402
+from reidlib.viz.explorer import OUTLIER_GREY, align_layout, click_pixel  # noqa: E402
 from reidlib.viz.grids import MATCH_COLOR, QUERY_COLOR, WRONG_COLOR  # noqa: E402
 
 GREEN, RED, BLUE = to_rgba(MATCH_COLOR), to_rgba(WRONG_COLOR), to_rgba(QUERY_COLOR)
@@ -336,8 +336,13 @@ def test_imageset_fills_labels():
     assert "camid" in ex.snapshots[0].available() and "pid" not in snaps[0]
 
 
-def png_of(output_widget):
-    return base64.b64decode(output_widget.outputs[0]["data"]["image/png"])
+def png_of(plot_box):
+    """The PNG shown in the explorer's plot box (an Image holding a data: URL)."""
+    (image,) = plot_box.children
+    prefix = b"data:image/png;base64,"
+    url = bytes(image.value)  # ipywidgets keeps it as a memoryview
+    assert image.format == "url" and url.startswith(prefix)
+    return base64.b64decode(url[len(prefix):])
 
 
 def walk(widget):
@@ -356,7 +361,7 @@ def test_widget_slider_and_menu_redraw():
     thumbs = next(w for w in walk(box) if "reid-explorer-thumbs" in w._dom_classes)
     assert list(menu.options) == list(COLOUR_BY) and slider.max == 2
     first = png_of(plot)
-    slider.value = 1  # the observer runs and replaces the Output's picture
+    slider.value = 1  # the observer runs and replaces the plot's picture
     moved = png_of(plot)
     assert moved != first and moved[:8] == b"\x89PNG\r\n\x1a\n"
     slider.value = 0
@@ -373,7 +378,116 @@ def test_widget_slider_and_menu_redraw():
     assert thumbs.value != thumb.fp.getvalue()
     point.value = -1
     assert thumbs.layout.display == "none" and png_of(plot) == with_point
-    assert len(plot.outputs) == 1
+    assert len(plot.children) == 1
+
+
+def explorer_view(ex, colour_by="pid"):
+    """The widget and its parts: point box, slider, plot box, thumbnails, click events."""
+    box = ex.widget(colour_by)
+    controls = {w.description: w for w in walk(box) if getattr(w, "description", "")}
+    plot = next(w for w in walk(box) if "reid-explorer-plot" in w._dom_classes)
+    thumbs = next(w for w in walk(box) if "reid-explorer-thumbs" in w._dom_classes)
+    return box, controls["point"], controls["snapshot"], plot, thumbs
+
+
+def click(box, x, y, **extra):
+    """A click as ipyevents' front end sends it for an Image (dataX/dataY: picture pixels)."""
+    message = {"event": "click", "type": "click", "dataX": x, "dataY": y, **extra}
+    box.plot_events._handle_mouse_msg(None, message, None)  # the kernel side of the comm
+
+
+def test_plot_geometry_puts_points_where_they_are_drawn():
+    ex = EmbeddingExplorer(clustered_snapshots(per_id=4), method="pca", n_thumbs=3)
+    xy = ex.layout(1)
+    for dpi in (100, 50):
+        png, geometry = ex.plot(1, "pid", point=7, dpi=dpi)
+        picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+        assert (geometry.width, geometry.height) == (picture.shape[1], picture.shape[0])
+        assert geometry.width == round(6.0 * dpi)
+        # the star of point 7 is drawn on top of everything: its centre pixel is the star's
+        x, y = np.round(geometry.to_pixels(xy[7])[0]).astype(int)
+        assert np.abs(picture[y, x] / 255 - np.array(BLUE)).max() < 0.02, picture[y, x]
+        assert geometry.inside((x, y))
+        np.testing.assert_allclose(geometry.to_data(geometry.to_pixels(xy)), xy, atol=1e-4)
+    # the PNG's corners are margins: outside the axes
+    assert not geometry.inside((0, 0)) and not geometry.inside((geometry.width - 1, 0))
+    assert ex.plot(1, "pid", point=7, dpi=50)[0] == png  # deterministic
+
+
+def test_click_on_a_point_selects_it_and_shows_its_thumbnails():
+    ex = EmbeddingExplorer(clustered_snapshots(per_id=4), solid_images(40), method="pca",
+                           n_thumbs=5)
+    box, point, slider, plot, thumbs = explorer_view(ex)
+    png, geometry = ex.plot(0, "pid", None)
+    assert png_of(plot) == png  # the geometry is that of the picture shown
+    pixels = geometry.to_pixels(ex.layout(0))
+    # a point with no other point within 3 pixels: the click's rounding cannot change it
+    gaps = NearestNeighbors(n_neighbors=2).fit(pixels).kneighbors(pixels)[0][:, 1]
+    target = int(np.flatnonzero(gaps > 3)[0])
+    assert point.value == -1 and thumbs.layout.display == "none"
+    click(box, *np.round(pixels[target]).astype(int).tolist())
+    assert point.value == target and thumbs.layout.display is None
+    assert png_of(plot) == ex.plot(0, "pid", target)[0]  # starred, neighbours ringed
+    # exactly the thumbnails the point box shows when the row is typed
+    _, typed_point, _, _, typed_thumbs = explorer_view(ex)
+    typed_point.value = target
+    assert thumbs.value == typed_thumbs.value
+    shown = Image.open(io.BytesIO(thumbs.value))
+    assert shown.width > 2 * shown.height  # the point and its 5 neighbours in a row
+    # another point: the thumbnails change
+    other = int(np.flatnonzero((gaps > 3) & (np.arange(40) // 4 != target // 4))[0])
+    before = thumbs.value
+    click(box, *np.round(pixels[other]).astype(int).tolist())
+    assert point.value == other and thumbs.value != before
+    # the box still works as a fallback, and a click after it still selects
+    point.value = 3
+    assert thumbs.value == ex._thumbs_png(0, 3)
+    click(box, *np.round(pixels[target]).astype(int).tolist())
+    assert point.value == target
+
+
+def test_click_away_from_points_selects_the_nearest_on_screen():
+    ex = EmbeddingExplorer(clustered_snapshots(per_id=4), solid_images(40), method="pca")
+    box, point, slider, plot, thumbs = explorer_view(ex)
+    slider.value = 2  # the click must use the layout and picture now shown
+    png, geometry = ex.plot(2, "pid", None)
+    assert png_of(plot) == png
+    pixels = geometry.to_pixels(ex.layout(2))
+    (x0, x1), (y0, y1) = geometry.xlim, geometry.ylim
+    corners = geometry.to_pixels([[x0, y0], [x0, y1], [x1, y0], [x1, y1]])
+    # the axes' corner farthest from every point, nudged 2 pixels inside the axes
+    gaps = NearestNeighbors(n_neighbors=1).fit(pixels).kneighbors(corners)[0][:, 0]
+    corner = corners[np.argmax(gaps)]
+    centre = corners.mean(0)
+    spot = corner + 2 * np.sign(centre - corner)
+    assert gaps.max() > 20 and geometry.inside(spot)
+    # reference: brute force over every point's pixel, ties to the lowest row
+    d = np.hypot(*(pixels - np.round(spot)).T)
+    expected = int(np.flatnonzero(d == d.min())[0])
+    click(box, *np.round(spot).astype(int).tolist())
+    assert point.value == expected and thumbs.layout.display is None
+    # the picture shown at half its size: only relativeX/Y and the shown size are known
+    point.value = -1
+    x, y = pixels[expected] / 2
+    message = {"relativeX": x, "relativeY": y, "boundingRectWidth": geometry.width / 2,
+               "boundingRectHeight": geometry.height / 2}
+    box.plot_events._handle_mouse_msg(None, {"event": "click", **message}, None)
+    assert point.value == expected
+
+
+def test_clicks_outside_the_axes_are_ignored_and_bad_events_explained():
+    ex = EmbeddingExplorer(clustered_snapshots(per_id=4), method="pca")
+    box, point, slider, plot, thumbs = explorer_view(ex)
+    geometry = ex.plot(0, "pid", None)[1]
+    point.value = 5
+    shown = png_of(plot)
+    for pixel in [(2, 2), (geometry.width - 3, 10), (geometry.width // 2, 3)]:
+        assert not geometry.inside(pixel)  # margins, title, legend
+        click(box, *pixel)
+        assert point.value == 5 and png_of(plot) == shown
+    assert click_pixel({"dataX": 4, "dataY": 9}, geometry) == (4.0, 9.0)
+    with pytest.raises(ValueError, match="a click event needs dataX/dataY or"):
+        click_pixel({"clientX": 3, "clientY": 4}, geometry)
 
 
 def test_show_in_a_headless_kernel(tmp_path):

@@ -39,6 +39,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.transforms import Transform
 from scipy.linalg import orthogonal_procrustes
 from tqdm.auto import tqdm
 
@@ -175,6 +176,67 @@ def layout_cache_key(features: np.ndarray, params: dict, init: np.ndarray | None
     else:
         h.update(b"init=" + np.ascontiguousarray(init, dtype=np.float32).tobytes())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PlotGeometry:
+    """Where a rendered plot's data lie in its PNG: the bridge from a mouse click to a point.
+
+    ``data_to_display``: the axes' data transform frozen right after the PNG was saved
+    (matplotlib display pixels at the saving dpi, origin bottom-left); ``width`` and ``height``:
+    the PNG's size in pixels; ``xlim``, ``ylim``: the axes' limits. PNG pixels have their
+    origin top-left (as a browser's click coordinates), so y is flipped.
+    """
+
+    data_to_display: Transform
+    width: int
+    height: int
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+
+    def to_pixels(self, xy: np.ndarray) -> np.ndarray:
+        """(N, 2) data coordinates -> (N, 2) PNG pixels (x right, y down)."""
+        display = self.data_to_display.transform(np.asarray(xy, dtype=np.float64).reshape(-1, 2))
+        return np.column_stack([display[:, 0], self.height - display[:, 1]])
+
+    def to_data(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 2) PNG pixels (x right, y down) -> (N, 2) data coordinates."""
+        pixels = np.asarray(pixels, dtype=np.float64).reshape(-1, 2)
+        display = np.column_stack([pixels[:, 0], self.height - pixels[:, 1]])
+        return self.data_to_display.inverted().transform(display)
+
+    def inside(self, pixel: tuple[float, float]) -> bool:
+        """Whether a PNG pixel lies inside the axes (not on the title, legend or margin)."""
+        x, y = self.to_data([pixel])[0]
+        return bool(self.xlim[0] <= x <= self.xlim[1] and self.ylim[0] <= y <= self.ylim[1])
+
+    def nearest(self, layout: np.ndarray, pixel: tuple[float, float]) -> int:
+        """Row of the point of ``layout`` (N, 2) drawn nearest to ``pixel`` on screen.
+
+        Measured in pixels, not data units: the axes stretch x and y differently, and
+        "nearest" must mean what the eye sees. Ties go to the lowest row.
+        """
+        d = ((self.to_pixels(layout) - np.asarray(pixel, dtype=np.float64)) ** 2).sum(1)
+        return int(np.argmin(d))
+
+
+def click_pixel(event: dict, geometry: PlotGeometry) -> tuple[float, float]:
+    """The PNG pixel of an ``ipyevents`` mouse event on an ``ipywidgets.Image``.
+
+    ipyevents gives ``dataX`` / ``dataY`` for an Image: the position in the picture's own
+    pixels, already corrected for the picture being shown smaller or larger than its natural
+    size. Without them (another front end), ``relativeX`` / ``relativeY`` are scaled by the
+    shown size ``boundingRectWidth`` / ``boundingRectHeight``.
+    """
+    if event.get("dataX") is not None and event.get("dataY") is not None:
+        return float(event["dataX"]), float(event["dataY"])
+    needed = ("relativeX", "relativeY", "boundingRectWidth", "boundingRectHeight")
+    if any(event.get(k) is None for k in needed) or not event["boundingRectWidth"] \
+            or not event["boundingRectHeight"]:
+        raise ValueError(f"a click event needs dataX/dataY or {list(needed)}; "
+                         f"got keys {sorted(event)}")
+    return (event["relativeX"] * geometry.width / event["boundingRectWidth"],
+            event["relativeY"] * geometry.height / event["boundingRectHeight"])
 
 
 class EmbeddingExplorer:
@@ -386,11 +448,22 @@ class EmbeddingExplorer:
         candidates = np.argpartition(d, k - 1)[:k]
         return candidates[np.lexsort((candidates, d[candidates]))]
 
-    def _plot_png(self, index: int, colour_by: str, point: int | None) -> bytes:
+    def plot(self, index: int, colour_by: str = "pid", point: int | None = None,
+             dpi: int = 100) -> tuple[bytes, PlotGeometry]:
+        """The widget's picture of snapshot ``index`` as PNG bytes, and its ``PlotGeometry``.
+
+        The geometry is read after saving, when the constrained layout has placed the axes
+        at this dpi, so it maps the PNG's own pixels (the figure is made at the saving dpi).
+        """
         neighbours = None if point is None else self.nearest(index, point, self.n_thumbs)
-        fig = Figure(figsize=(6.0, 5.2), layout="constrained")
-        self.draw(fig.add_subplot(), index, colour_by, selected=point, neighbours=neighbours)
-        return _png(fig)
+        fig = Figure(figsize=(6.0, 5.2), dpi=dpi, layout="constrained")
+        ax = fig.add_subplot()
+        self.draw(ax, index, colour_by, selected=point, neighbours=neighbours)
+        png = _png(fig, dpi)
+        width, height = _png_size(png)
+        geometry = PlotGeometry(ax.transData.frozen(), width, height,
+                                tuple(ax.get_xlim()), tuple(ax.get_ylim()))
+        return png, geometry
 
     def _thumbs_png(self, index: int, point: int) -> bytes:
         neighbours = self.nearest(index, point, self.n_thumbs)
@@ -413,12 +486,16 @@ class EmbeddingExplorer:
     def widget(self, colour_by: str = "pid"):
         """An ipywidgets view: a "snapshot" slider, a colour-by menu and a point chooser.
 
-        Moving the slider or changing the menu redraws the plot (an ``Output`` with CSS class
-        ``reid-explorer-plot``). Choosing a point (its row; -1 for none) rings its nearest
-        neighbours in feature space and, with images, shows their thumbnails (green frame:
-        same identity as the chosen point, red: another).
+        Moving the slider or changing the menu redraws the plot (an ``Image`` inside a box
+        with CSS class ``reid-explorer-plot``). Clicking the plot chooses the point drawn
+        nearest to the click (clicks on the title, legend or margins are ignored); typing a
+        row in the "point" box does the same (-1 for none). The chosen point is starred, its
+        nearest neighbours in feature space ringed and, with images, their thumbnails shown
+        (green frame: same identity as the chosen point, red: another). The returned box's
+        ``plot_events`` is the ``ipyevents.Event`` that receives the clicks.
         """
         import ipywidgets as w
+        from ipyevents import Event
 
         options = [c for c in COLOUR_BY if all(getattr(s, c) is not None for s in self.snapshots)]
         self._values(0, colour_by)  # a clear error for a bad or missing colouring
@@ -433,8 +510,12 @@ class EmbeddingExplorer:
         point = w.BoundedIntText(value=-1, min=-1, max=len(self.snapshots[0]) - 1,
                                  description="point", tooltip="row of a point; -1 for none")
         caption = w.HTML()
-        plot = w.Output()
-        plot.add_class("reid-explorer-plot")
+        # A data: URL rather than format="png": the front end would show PNG bytes through a
+        # blob: URL that it revokes on the next redraw, leaving nothing to compare or save.
+        plot = w.Image(format="url", layout=w.Layout(max_width="100%"))
+        plot_box = w.Box([plot])  # the class is on a container: ".reid-explorer-plot img"
+        plot_box.add_class("reid-explorer-plot")
+        geometry: list[PlotGeometry] = []  # the geometry of the picture now shown
         thumbs = w.Image(format="png", layout=w.Layout(max_width="100%"))
         thumbs.add_class("reid-explorer-thumbs")
 
@@ -442,18 +523,28 @@ class EmbeddingExplorer:
             chosen = None if point.value < 0 else point.value
             title = self.snapshots[slider.value].title
             caption.value = f"<b>{title}</b> ({slider.value + 1} / {len(self)})"
-            plot.outputs = (_display_data(self._plot_png(slider.value, menu.value, chosen)),)
+            png, shown = self.plot(slider.value, menu.value, chosen)
+            geometry[:] = [shown]
+            plot.value = _data_url(png).encode("ascii")
             if self.images is not None and chosen is not None:
                 thumbs.value = self._thumbs_png(slider.value, chosen)
                 thumbs.layout.display = None
             else:
                 thumbs.layout.display = "none"
 
+        def clicked(event: dict) -> None:
+            pixel = click_pixel(event, geometry[0])
+            if geometry[0].inside(pixel):  # setting the box redraws, as typing a row does
+                point.value = geometry[0].nearest(self.layout(slider.value), pixel)
+
         for control in (slider, menu, point):
             control.observe(redraw, names="value")
         redraw()
-        box = w.VBox([w.HBox([slider, caption]), w.HBox([menu, point]), plot, thumbs])
+        events = Event(source=plot, watched_events=["click"])
+        events.on_dom_event(clicked)
+        box = w.VBox([w.HBox([slider, caption]), w.HBox([menu, point]), plot_box, thumbs])
         box.add_class("reid-explorer")
+        box.plot_events = events  # also keeps the Event alive as long as the view
         return box
 
     def show(self, colour_by: str = "pid") -> None:
@@ -502,14 +593,12 @@ def _png(fig: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def _display_data(png: bytes) -> dict:
-    """A Jupyter display_data message carrying ``png``: the form ``Output.outputs`` holds.
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, which always comes first."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG: expected the PNG signature and an IHDR chunk")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
-    Setting ``Output.outputs`` directly (instead of ``with output: display(...)``) works the
-    same in a live kernel and outside one, so the redraw can be tested without a frontend.
-    """
-    return {
-        "output_type": "display_data",
-        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<plot>"},
-        "metadata": {},
-    }
+
+def _data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
