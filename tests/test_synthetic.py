@@ -120,19 +120,9 @@ def test_export_command_reads_back_with_the_market1501_reader(tmp_path, capsys):
     from reidlib.data.synthetic.__main__ import main
 
     out = tmp_path / "exported"
-    code = main(
-        [
-            "export",
-            "--world",
-            "B",
-            "--profile",
-            "smoke",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(tmp_path / "cache"),
-        ]
-    )
+    argv = ["export", "--world", "B", "--profile", "smoke", "--out", str(out),
+            "--cache-dir", str(tmp_path / "cache")]
+    code = main(argv)
     assert code == 0 and "exported to" in capsys.readouterr().out
     world = load_world("B", "smoke", cache_dir=tmp_path / "cache", progress=False)
     records = read_dataset("market1501", out, num_cameras=8)  # world B has eight cameras
@@ -143,20 +133,5 @@ def test_export_command_reads_back_with_the_market1501_reader(tmp_path, capsys):
     assert sorted({r.pid for r in records.query}) == sorted(set(world.query.pids.tolist()))
     assert sorted({r.camid for r in records.gallery}) == sorted(set(world.gallery.camids.tolist()))
     # exporting over an existing folder is refused with a clear message, exit code 2
-    assert (
-        main(
-            [
-                "export",
-                "--world",
-                "B",
-                "--profile",
-                "smoke",
-                "--out",
-                str(out),
-                "--cache-dir",
-                str(tmp_path / "cache"),
-            ]
-        )
-        == 2
-    )
+    assert main(argv) == 2
     assert "already exists" in capsys.readouterr().err
