@@ -132,10 +132,11 @@ def test_ranked_lists_filters_and_colours():
     assert len(fig.axes) == 2 * (1 + top_k)
     row = fig.axes[: 1 + top_k]  # query 1: the hand-made case
     assert shown_rows(row[0]) == 101 and border(row[0]) == BLUE
-    assert camera_marks(row[0]) == ["c1"] and "pid 1" in row[0].get_title()
+    assert camera_marks(row[0]) == ["c2"] and "pid 1" in row[0].get_title()  # camid 1 -> "c2"
     assert [shown_rows(ax) for ax in row[1:]] == EXPECTED_ORDER[:top_k]
     assert [border(ax) for ax in row[1:]] == [GREEN if m else RED for m in EXPECTED_MATCH[:top_k]]
-    assert [camera_marks(ax) for ax in row[1:]] == [[f"c{G_CAMS[j]}"] for j in EXPECTED_ORDER[:4]]
+    expected = [[f"c{G_CAMS[j] + 1}"] for j in EXPECTED_ORDER[:4]]
+    assert [camera_marks(ax) for ax in row[1:]] == expected
     assert [ax.get_title() for ax in row[1:]] == ["1", "2", "3", "4"]
     # query 0 (pid 2, camera 2): gallery 7, 6, 5, 4 by distance; no junk, row 2 is pid 2 in cam 1
     row = fig.axes[1 + top_k :]
@@ -163,7 +164,7 @@ def test_ranked_list_direct_use():
     assert all(not camera_marks(ax) for ax in fig.axes)
     fig = ranked_list(gallery[0], gallery, [5, 3, 1, 2], [True, False], 4, G_CAMS, top_k=2)
     assert len(fig.axes) == 3 and [border(ax) for ax in fig.axes[1:]] == [GREEN, RED]
-    assert [camera_marks(ax) for ax in fig.axes] == [["c4"], ["c2"], ["c2"]]
+    assert [camera_marks(ax) for ax in fig.axes] == [["c5"], ["c3"], ["c3"]]
     with pytest.raises(ValueError, match="matches has 1 entries but 2 ranked items"):
         ranked_list(gallery[0], gallery, [5, 3], [True])
     with pytest.raises(ValueError, match=r"ranked_index must hold gallery rows in \[0, 8\)"):
@@ -258,7 +259,7 @@ def test_colours():
     expected = np.where(snaps[0]["correct"][:, None], GREEN, RED)
     np.testing.assert_array_equal(rgba, expected)
     rgba, legend = ex.colours(0, "camid")
-    assert [label for label, _ in legend] == ["c1", "c2", "c3"]
+    assert [label for label, _ in legend] == ["c2", "c3", "c4"]  # camids 1..3, shown 1-based
     assert len({tuple(c) for c in rgba}) == 3
 
 

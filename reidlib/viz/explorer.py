@@ -127,16 +127,20 @@ def as_snapshot(obj, default_title: str = "") -> Snapshot:
 def align_layout(layout: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Rotate (or reflect), scale and shift ``layout`` to best match ``reference``.
 
-    Similarity Procrustes: the 2-D picture is unchanged up to these moves, so aligning each
-    snapshot onto the previous one removes motion that is not in the data.
+    Procrustes rotation: the 2-D picture is unchanged up to these moves, so aligning each
+    snapshot onto the previous one removes motion that is not in the data. The scale makes
+    both layouts equally spread (RMS) rather than the least-squares scale, which shrinks a
+    layout towards its centre when it agrees little with the previous one (handcrafted
+    features -> a trained model), leaving the new picture a dot in the middle.
     """
     mean_l, mean_r = layout.mean(0), reference.mean(0)
     a, b = layout - mean_l, reference - mean_r
     norm = (a**2).sum()
     if norm == 0:  # every point at one place: nothing to rotate
         return np.broadcast_to(mean_r, layout.shape).copy()
-    rotation, singular_sum = orthogonal_procrustes(a, b)
-    return (a @ rotation * (singular_sum / norm) + mean_r).astype(np.float32)
+    rotation, _ = orthogonal_procrustes(a, b)
+    scale = np.sqrt((b**2).sum() / norm)
+    return (a @ rotation * scale + mean_r).astype(np.float32)
 
 
 def pca_layout(features: np.ndarray) -> np.ndarray:
@@ -381,7 +385,9 @@ class EmbeddingExplorer:
         lookup[-1] = OUTLIER_GREY
         rgba = np.array([lookup[v] for v in values.tolist()]).reshape(-1, 4)
         prefix = {"pid": "id ", "camid": "c", "pseudo_label": "cluster "}[colour_by]
-        legend = [(f"{prefix}{label}", lookup[label]) for label in labels]
+        shown = labels + 1 if colour_by == "camid" else labels  # cameras 1-based, as in file names
+        pairs = zip(shown, labels, strict=True)
+        legend = [(f"{prefix}{name}", lookup[label]) for name, label in pairs]
         if (values == -1).any():
             legend.append(("outlier" if colour_by == "pseudo_label" else "junk", OUTLIER_GREY))
         return rgba, legend
@@ -473,7 +479,7 @@ class EmbeddingExplorer:
         titles, colours = [], [QUERY_COLOR]
         for j, r in enumerate(rows):
             parts = ([f"id {pid[r]}"] if pid is not None else [])
-            parts += [f"c{camid[r]}"] if camid is not None else []
+            parts += [f"c{camid[r] + 1}"] if camid is not None else []
             titles.append(f"#{r}\n" + " ".join(parts))
             if j:
                 same = None if pid is None else pid[r] == pid[point]

@@ -81,7 +81,7 @@ def _frame(ax: Axes, color: str | None) -> None:
 def _camera_mark(ax: Axes, camid: int) -> None:
     """Write "c<camid>" in the image's top-left corner, readable on any background."""
     ax.text(
-        0.04, 0.97, f"c{int(camid)}", transform=ax.transAxes, ha="left", va="top",
+        0.04, 0.97, f"c{int(camid) + 1}", transform=ax.transAxes, ha="left", va="top",
         fontsize=7, color="white",
         bbox={"boxstyle": "round,pad=0.15", "facecolor": "black", "alpha": 0.6, "linewidth": 0},
     )
