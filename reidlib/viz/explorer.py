@@ -51,7 +51,7 @@ COLOUR_BY = ("pid", "camid", "pseudo_label", "correct")
 METHODS = ("umap", "pca")
 METRICS = ("euclidean", "cosine")
 OUTLIER_GREY = (0.72, 0.72, 0.72, 1.0)
-_LAYOUT_VERSION = 1  # bump when the layout procedure changes, so old cache entries are ignored
+_LAYOUT_VERSION = 2  # bump when the layout procedure changes, so old cache entries are ignored
 
 
 @dataclass
