@@ -3,11 +3,22 @@
 - :func:`jaccard_distance`: the k-reciprocal Jaccard distance that SSG / SpCL / Cluster
   Contrast cluster on (Zhong et al. 2017), sparse and O(N k) in memory.
 - :func:`dbscan_labels`, :func:`kmeans_labels`: hard pseudo-labels from clustering.
+- :func:`buc_labels` (Eq. 2, bottom-up with a diversity term), :func:`hct_labels` (Eq. 3,
+  average linkage), :func:`reciprocal_filter` (SMP-style reciprocal-neighbour filtering).
 - :func:`label_quality`: how far pseudo-labels are from the hidden true identities.
 """
 
 from reidlib.pseudo_labels.generators import dbscan_labels, kmeans_labels
+from reidlib.pseudo_labels.hierarchical import buc_labels, hct_labels, reciprocal_filter
 from reidlib.pseudo_labels.jaccard import jaccard_distance
 from reidlib.pseudo_labels.quality import label_quality
 
-__all__ = ["dbscan_labels", "jaccard_distance", "kmeans_labels", "label_quality"]
+__all__ = [
+    "buc_labels",
+    "dbscan_labels",
+    "hct_labels",
+    "jaccard_distance",
+    "kmeans_labels",
+    "label_quality",
+    "reciprocal_filter",
+]
