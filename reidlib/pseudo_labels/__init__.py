@@ -6,19 +6,24 @@
 - :func:`buc_labels` (Eq. 2, bottom-up with a diversity term), :func:`hct_labels` (Eq. 3,
   average linkage), :func:`reciprocal_filter` (SMP-style reciprocal-neighbour filtering).
 - :func:`label_quality`: how far pseudo-labels are from the hidden true identities.
+- :func:`pseudo_label_rounds`: the cluster -> train -> re-cluster loop (PUL, Cluster
+  Contrast), with a snapshot per round for the embedding explorer.
 """
 
 from reidlib.pseudo_labels.generators import dbscan_labels, kmeans_labels
 from reidlib.pseudo_labels.hierarchical import buc_labels, hct_labels, reciprocal_filter
 from reidlib.pseudo_labels.jaccard import jaccard_distance
+from reidlib.pseudo_labels.loop import Round, pseudo_label_rounds
 from reidlib.pseudo_labels.quality import label_quality
 
 __all__ = [
+    "Round",
     "buc_labels",
     "dbscan_labels",
     "hct_labels",
     "jaccard_distance",
     "kmeans_labels",
     "label_quality",
+    "pseudo_label_rounds",
     "reciprocal_filter",
 ]
