@@ -86,12 +86,15 @@ def main(argv=None):
     # Thread counts must be fixed before numpy / faiss start their thread pools.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)
-    import faiss
     import torch
+
+    from reidlib._faiss import faiss  # chooses OpenBLAS's kernels first (see its docstring)
 
     faiss.omp_set_num_threads(args.threads)
     torch.set_num_threads(args.threads)
-    print(f"threads={args.threads} faiss={faiss.__version__}", flush=True)
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "auto")
+    print(f"threads={args.threads} faiss={faiss.__version__} OPENBLAS_CORETYPE={coretype}",
+          flush=True)
     run_once(args.n, args.dim, args.ids, args.noise, args.k1, args.k2, args.seed, args.search)
     if args.large:
         run_once(

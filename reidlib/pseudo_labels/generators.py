@@ -10,10 +10,11 @@ scikit-learn's DBSCAN and faiss's K-means.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
+
+from reidlib._faiss import faiss
 
 
 def dbscan_labels(dist, eps: float = 0.6, min_samples: int = 4) -> np.ndarray:

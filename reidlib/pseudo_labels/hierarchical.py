@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 
-import faiss
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
+
+from reidlib._faiss import faiss
 
 
 def _as_features(features) -> np.ndarray:

@@ -38,10 +38,11 @@ does the neighbour search.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
+
+from reidlib._faiss import faiss
 
 METRICS = ("cosine", "euclidean")
 SEARCHES = ("faiss", "torch")
