@@ -24,6 +24,7 @@ fit is needed: its import (numba) takes seconds.
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import hashlib
 import io
@@ -353,6 +354,26 @@ class EmbeddingExplorer:
         lo, hi = points.min(0), points.max(0)
         pad = 0.05 * np.maximum(hi - lo, 1e-6)
         return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+    def relabelled(self, index: int, title: str | None = None, **labels) -> EmbeddingExplorer:
+        """A copy whose snapshot ``index`` has new labels (e.g. ``pseudo_label=...``).
+
+        The features are the same, so the copy shares the layouts already computed: no
+        refit. Chapter 1's eps / k sliders re-cluster and recolour a layout this way.
+        """
+        if not 0 <= index < len(self):
+            raise IndexError(f"snapshot index {index} out of range [0, {len(self)})")
+        unknown = sorted(set(labels) - set(COLOUR_BY))
+        if unknown:
+            raise ValueError(f"unknown label arrays {unknown}: expected some of {COLOUR_BY}")
+        old = self.snapshots[index]
+        new = Snapshot(old.features, old.title if title is None else title,
+                       **{name: labels.get(name, getattr(old, name)) for name in COLOUR_BY})
+        twin = copy.copy(self)
+        twin.snapshots = [*self.snapshots[:index], new, *self.snapshots[index + 1:]]
+        self.layout(index)  # computed once here, shared by every copy
+        twin._layouts = self._layouts
+        return twin
 
     # ---------------------------------------------------------------- colours
     def _values(self, index: int, colour_by: str) -> np.ndarray:
