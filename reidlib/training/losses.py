@@ -1,4 +1,5 @@
-"""Losses of the supervised baseline: label-smoothed CE and triplet losses (survey §3.2, Eq. 4-5).
+"""Losses on (pseudo-)labels: label-smoothed CE and triplet losses (survey §3.2, Eq. 4-5),
+and the soft losses of mutual mean teaching (MMT, Ge et al., ICLR 2020; survey §3.1-3.2).
 
 The survey writes the triplet losses as sums over anchors; we average over anchors (as
 every public implementation does) so that the loss scale does not change with P x K.
@@ -98,3 +99,100 @@ def batch_hard_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
     d_ap = dist.masked_fill(~same, float("-inf")).amax(dim=1)
     d_an = dist.masked_fill(same, float("inf")).amin(dim=1)
     return _margin_loss(d_ap, d_an, margin)
+
+
+# --- Mutual mean teaching (MMT, Ge et al., ICLR 2020) -------------------------------------
+# MMT trains two students; each learns from the other's temporally averaged "mean teacher"
+# through soft targets, which are less committed to the noisy clustering labels than the
+# hard ones. Both soft losses stop gradients at the teacher: it is an EMA of weights,
+# never trained by backpropagation.
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """MMT's soft classification loss: mean over the batch of -sum_c q_c log p_c.
+
+    p = softmax(``logits``) (student), q = softmax(``target_logits``) (the peer's mean
+    teacher, detached). Equal to the cross-entropy against hard labels when q is one-hot;
+    minimised (at the entropy of q) when p = q.
+    """
+    if logits.ndim != 2 or logits.shape != target_logits.shape:
+        raise ValueError(
+            "soft_cross_entropy: logits and target_logits must be (B, C) tensors of one shape, "
+            f"got {tuple(logits.shape)} and {tuple(target_logits.shape)}"
+        )
+    targets = F.softmax(target_logits.detach().float(), dim=1)
+    return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def _distance_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(B, B) Euclidean distances in float32 with an exact zero diagonal.
+
+    Autocast is switched off because it would run the matmul inside ``euclidean_dist`` in
+    bf16/fp16 whatever the input dtype, and the soft targets compare small distance gaps.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x = x.float()
+        eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
+        return euclidean_dist(x, x).masked_fill(eye, 0.0)
+
+
+def soft_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
+                      target_features: torch.Tensor | None,
+                      margin: float | None = None) -> torch.Tensor:
+    """MMT's softmax-triplet loss, soft (teacher targets) or hard (pseudo-label targets).
+
+    For each anchor i, the hardest positive p(i) and hardest negative n(i) of the batch
+    (``targets`` = the hard pseudo-labels; the anchor counts as its own positive, as in
+    :func:`batch_hard_triplet_loss`) are mined with the *student*'s distances, as MMT's
+    code does. The softmax-triplet of a network is the 2-way softmax over the distances
+
+        T_i = exp(d(i, n(i))) / (exp(d(i, p(i))) + exp(d(i, n(i)))),
+
+    which should be 1 (the negative infinitely farther than the positive). MMT's losses
+    are the binary cross-entropy L_bce(p, q) = -q log p - (1 - q) log(1 - p), averaged
+    over anchors:
+
+    * soft (``target_features`` given): q = T_i of the peer's mean teacher, measured at the
+      *same* p(i), n(i) (its features detached); the student learns the teacher's relative
+      confidence instead of an absolute "1";
+    * hard (``target_features=None``): q = 1, i.e. -log T_i = log(1 + exp(d_ap - d_an)),
+      the soft-margin batch-hard loss.
+
+    ``margin``: the name MMT's code gives to the hard target's weight on the *positive*
+    slot, q = 1 - margin (its ``SoftTripletLoss(margin=0.0)`` is the hard loss); it is not
+    a distance margin. It applies only to the hard version: ``margin=None`` means 0.
+    Distances are Euclidean on the raw features, computed in float32.
+    """
+    if features.ndim != 2:
+        raise ValueError(f"features must be (B, D), got shape {tuple(features.shape)}")
+    _check_labels(features, targets, "soft_triplet_loss")
+    if target_features is not None and target_features.shape != features.shape:
+        raise ValueError(
+            "target_features (the teacher's) must have the student's shape "
+            f"{tuple(features.shape)}, got {tuple(target_features.shape)}"
+        )
+    if target_features is not None and margin is not None:
+        raise ValueError("margin weights the hard target only: pass margin=None together "
+                         "with target_features (soft version), or target_features=None")
+    if margin is not None and not 0.0 <= margin <= 1.0:
+        raise ValueError(f"margin is the hard target's weight on the positive, in [0, 1]; "
+                         f"got {margin}")
+    same = targets[:, None] == targets[None, :]
+    if same.device.type == "cpu" and same.all():  # no GPU sync per step (see above)
+        raise ValueError("soft_triplet_loss needs at least two identities in the batch")
+
+    dist = _distance_matrix(features)
+    # argmax / argmin return the first extreme index on ties, like a loop with strict >.
+    pos = dist.detach().masked_fill(~same, float("-inf")).argmax(dim=1, keepdim=True)
+    neg = dist.detach().masked_fill(same, float("inf")).argmin(dim=1, keepdim=True)
+    pair = torch.cat([dist.gather(1, pos), dist.gather(1, neg)], dim=1)  # (B, 2): d_ap, d_an
+    log_t = F.log_softmax(pair, dim=1)
+
+    if target_features is None:
+        w_pos = 0.0 if margin is None else float(margin)
+        q = torch.tensor([w_pos, 1.0 - w_pos], device=log_t.device)[None]
+    else:
+        with torch.no_grad():
+            ref = _distance_matrix(target_features.detach())
+            q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+    return -(q * log_t).sum(dim=1).mean()
