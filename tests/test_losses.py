@@ -331,3 +331,15 @@ def test_soft_triplet_errors():
         soft_triplet_loss(x, labels, None, margin=1.5)
     with pytest.raises(ValueError, match="two identities"):
         soft_triplet_loss(x, torch.zeros(6, dtype=torch.long), None)
+
+
+def test_batch_hard_triplet_float32_under_autocast():
+    """AMP would run the distance matmul in bf16; euclidean_dist keeps it in float32."""
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(12, 64, generator=g).bfloat16()
+    plain = batch_hard_triplet_loss(x.float(), LABELS_PK, margin=0.3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = batch_hard_triplet_loss(x, LABELS_PK, margin=0.3)
+        dist = euclidean_dist(x, x)
+    assert loss.dtype == torch.float32 and dist.dtype == torch.float32
+    torch.testing.assert_close(loss, plain, rtol=1e-6, atol=1e-6)

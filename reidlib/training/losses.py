@@ -68,10 +68,14 @@ def euclidean_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """(N, M) Euclidean distances via |x|^2 + |y|^2 - 2 x.y (one matmul).
 
     Clamping before the square root keeps the gradient finite at zero distance
-    (an anchor with itself), where d sqrt(u) / du is infinite.
+    (an anchor with itself), where d sqrt(u) / du is infinite. Computed in float32 with
+    autocast off: under AMP the matmul would otherwise run in bf16 / fp16 whatever the
+    inputs' dtype, and triplet losses compare small gaps between distances.
     """
-    sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1)[None] - 2 * x @ y.T
-    return sq.clamp(min=1e-12).sqrt()
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        x, y = x.float(), y.float()
+        sq = (x * x).sum(1, keepdim=True) + (y * y).sum(1)[None] - 2 * x @ y.T
+        return sq.clamp(min=1e-12).sqrt()
 
 
 def batch_hard_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
@@ -125,15 +129,9 @@ def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> tor
 
 
 def _distance_matrix(x: torch.Tensor) -> torch.Tensor:
-    """(B, B) Euclidean distances in float32 with an exact zero diagonal.
-
-    Autocast is switched off because it would run the matmul inside ``euclidean_dist`` in
-    bf16/fp16 whatever the input dtype, and the soft targets compare small distance gaps.
-    """
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        x = x.float()
-        eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
-        return euclidean_dist(x, x).masked_fill(eye, 0.0)
+    """(B, B) Euclidean distances in float32 (see ``euclidean_dist``), zero on the diagonal."""
+    eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
+    return euclidean_dist(x, x).masked_fill(eye, 0.0)
 
 
 def soft_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
