@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from sklearn.cluster import DBSCAN
 
 from reidlib._faiss import faiss
+from reidlib.pseudo_labels.jaccard import jaccard_distance
 
 
 def dbscan_labels(dist, eps: float = 0.6, min_samples: int = 4) -> np.ndarray:
@@ -80,3 +81,21 @@ def kmeans_labels(
     km.train(x)
     _, labels = km.index.search(x, 1)
     return labels.ravel().astype(np.int64)
+
+
+def jaccard_dbscan(k1: int = 30, k2: int = 6, eps: float = 0.6, min_samples: int = 4,
+                   search: str = "faiss"):
+    """``features -> labels``: DBSCAN on the k-reciprocal Jaccard distance (survey §3.1).
+
+    The clustering step of SSG / SpCL / Cluster Contrast as one callable, for the training
+    loops (:func:`reidlib.pseudo_labels.pseudo_label_rounds`,
+    :func:`reidlib.feature_learning.train_unsupervised`). Defaults: Cluster Contrast's
+    Market-1501 recipe (k1 = 30, k2 = 6, eps = 0.6, min_samples = 4).
+    """
+    def cluster(features) -> np.ndarray:
+        dist = jaccard_distance(features, k1=k1, k2=k2, search=search, progress=False)
+        return dbscan_labels(dist, eps=eps, min_samples=min_samples)
+
+    cluster.__name__ = cluster.__qualname__ = (
+        f"jaccard_dbscan(k1={k1}, k2={k2}, eps={eps}, min_samples={min_samples})")
+    return cluster
