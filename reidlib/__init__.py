@@ -7,6 +7,8 @@ survey of challenges and solutions", in ``shared/seed``):
 - ``reidlib.evaluation``: mAP / CMC / mINP under the Market-1501 protocol, re-ranking (chapter 0)
 - ``reidlib.models``, ``reidlib.training``: backbones, losses, supervised training (chapter 0)
 - ``reidlib.handcrafted``: the pre-deep colour-texture baseline (chapter 0)
+- ``reidlib.pseudo_labels``: Jaccard distance, clustering, label quality, sweeps (chapter 1)
+- ``reidlib.feature_learning``: memories, mean teachers, parts, one training loop (chapter 2)
 """
 
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score, pairwise_distances
 
-from reidlib.pseudo_labels import dbscan_labels, jaccard_distance, kmeans_labels
+from reidlib.pseudo_labels import dbscan_labels, jaccard_dbscan, jaccard_distance, kmeans_labels
 
 
 def blobs(per_blob=25, n_blobs=4, dim=8, seed=0):
@@ -93,3 +93,16 @@ def test_kmeans_rejects_bad_input(x, k, match):
         kmeans_labels(x, k)
     with pytest.raises(ValueError, match="nredo"):
         kmeans_labels(np.zeros((5, 2)), 2, nredo=0)
+
+
+def test_jaccard_dbscan_is_dbscan_on_the_jaccard_distance():
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((6, 16))
+    x = (centres[np.repeat(np.arange(6), 8)] + 0.1 * rng.standard_normal((48, 16))).astype(
+        np.float32)
+    cluster = jaccard_dbscan(k1=5, k2=2, eps=0.5, min_samples=3)
+    expected = dbscan_labels(jaccard_distance(x, k1=5, k2=2, progress=False), eps=0.5,
+                             min_samples=3)
+    np.testing.assert_array_equal(cluster(x), expected)
+    assert len(np.unique(expected[expected >= 0])) == 6
+    assert "k1=5" in cluster.__name__

@@ -10,7 +10,7 @@
   Contrast), with a snapshot per round for the embedding explorer.
 """
 
-from reidlib.pseudo_labels.generators import dbscan_labels, kmeans_labels
+from reidlib.pseudo_labels.generators import dbscan_labels, jaccard_dbscan, kmeans_labels
 from reidlib.pseudo_labels.hierarchical import buc_labels, hct_labels, reciprocal_filter
 from reidlib.pseudo_labels.jaccard import jaccard_distance
 from reidlib.pseudo_labels.loop import Round, pseudo_label_rounds
@@ -21,6 +21,7 @@ __all__ = [
     "buc_labels",
     "dbscan_labels",
     "hct_labels",
+    "jaccard_dbscan",
     "jaccard_distance",
     "kmeans_labels",
     "label_quality",
