@@ -86,7 +86,7 @@ def test_recluster_view_clusters_each_value_once_and_redraws():
     assert adjusted_rand_score(view.view(0.5).snapshots[0].pseudo_label, pids) == 1.0
     view.view(0.5)
     assert calls == [0.5]
-    assert "eps = 0.5: 6 clusters" in view.view(0.5).snapshots[0].title
+    assert "eps = 0.5\n6 clusters" in view.view(0.5).snapshots[0].title
     fig = view.static()
     assert len(fig.axes) == 3 and sorted(calls) == [0.01, 0.5, 100.0]
 

@@ -277,7 +277,7 @@ def test_static_has_one_panel_per_snapshot():
     ex = EmbeddingExplorer(snaps, method="pca")
     fig = ex.static("pseudo_label")
     assert len(fig.axes) == 3
-    assert [ax.get_title().split("  ")[0] for ax in fig.axes] == ["epoch 0", "epoch 1", "epoch 2"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["epoch 0", "epoch 1", "epoch 2"]
     assert [len(ax.collections[0].get_offsets()) for ax in fig.axes] == [40] * 3
     assert len(ex.static("camid", snapshots=[0, 2], ncols=1).axes) == 2
     # one frame for all panels, so motion is not hidden by rescaling

@@ -75,8 +75,11 @@ def kmeans_labels(
         raise ValueError(f"k must satisfy 1 <= k <= N = {len(x)}, got k={k}")
     if int(niter) < 1 or int(nredo) < 1:
         raise ValueError(f"niter and nredo must be >= 1, got niter={niter}, nredo={nredo}")
+    # min_points_per_centroid=1: re-id has few images per identity (k near N / 10), which
+    # faiss would otherwise report with a warning on every call; it changes nothing else
     km = faiss.Kmeans(
-        x.shape[1], int(k), niter=int(niter), nredo=int(nredo), seed=int(seed), verbose=False
+        x.shape[1], int(k), niter=int(niter), nredo=int(nredo), seed=int(seed), verbose=False,
+        min_points_per_centroid=1,
     )
     km.train(x)
     _, labels = km.index.search(x, 1)

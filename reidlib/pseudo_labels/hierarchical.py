@@ -7,8 +7,8 @@
   so small ones are absorbed first and no dominant cluster swallows the data set.
 - :func:`hct_labels`: HCT [54] (Zeng et al., CVPR 2020) replaces the minimum by the mean of all
   pairwise distances (Eq. 3, average linkage), which one hard pair cannot dominate.
-- :func:`reciprocal_filter`: SMP [71] (Ye et al., ICCV 2017) drops labels that no k-reciprocal
-  nearest neighbour confirms.
+- :func:`reciprocal_filter`: SMP [71] (Liu, Wang and Lu, ICCV 2017) drops labels that no
+  k-reciprocal nearest neighbour confirms.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ class ReclusterView:
         if value not in self._views:
             labels = _labels_or_error(self.cluster, value, len(self.pids))
             q = label_quality(labels, self.pids, self.camids)
-            title = (f"{self.name} = {value}: {q['n_clusters']} clusters, "
+            title = (f"{self.name} = {value}\n{q['n_clusters']} clusters, "
                      f"{q['outlier_share']:.0%} outliers, F {q['pairwise_f']:.2f}")
             self._views[value] = (self.explorer.relabelled(
                 self.snapshot, title=title, pid=self.pids, camid=self.camids,

@@ -429,7 +429,9 @@ class EmbeddingExplorer:
         ax.set_ylim(y0, y1)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"{self.snapshots[index].title}  ({self.method}, by {colour_by})", fontsize=9)
+        # the view on its own line: long titles (chapter 1's sweeps) then still fit a panel
+        ax.set_title(f"{self.snapshots[index].title}\n({self.method}, by {colour_by})",
+                     fontsize=8)
         if legend and len(entries) <= 12:  # a legend of 100 identities says nothing
             handles = [Line2D([], [], ls="", marker="o", markersize=5, color=c) for _, c in entries]
             ax.legend(handles, [label for label, _ in entries], fontsize=7, frameon=False,
