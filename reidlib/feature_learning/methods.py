@@ -67,7 +67,34 @@ def centroid_classifier(model: ReidModel, features: torch.Tensor, labels: np.nda
         model.classifier.weight.copy_(F.normalize(sums, dim=1))
 
 
-class PseudoLabelClassification:
+class SingleModelMethod:
+    """What the methods that train one network share: it is trained, clustered and scored.
+
+    Subclasses set ``name`` and write ``start_epoch`` and ``loss``; the loop's interface
+    is in :mod:`reidlib.feature_learning.loop`.
+    """
+
+    name = "method"
+    needs_clusters = True
+    uses_outliers = False
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def parameters(self):
+        return list(self.model.parameters())
+
+    def feature_model(self) -> nn.Module:
+        return self.model
+
+    def models(self) -> list[nn.Module]:
+        return [self.model]
+
+    def after_step(self) -> None:
+        pass
+
+
+class PseudoLabelClassification(SingleModelMethod):
     """Pseudo-labels as identities: CE with label smoothing and / or batch-hard triplet.
 
     The Eq. 12-form cross-entropy and the Eq. 5 triplet of survey §3.2 (PUL, BUC, HCT,
@@ -81,19 +108,9 @@ class PseudoLabelClassification:
                  margin: float | None = 0.3, epsilon: float = 0.1):
         if not (ce or triplet):
             raise ValueError("choose at least one loss: ce=True and / or triplet=True")
-        self.model, self.ce, self.triplet = _check_model(model), ce, triplet
-        self.margin, self.epsilon = margin, epsilon
+        super().__init__(_check_model(model))
+        self.ce, self.triplet, self.margin, self.epsilon = ce, triplet, margin, epsilon
         self.name = " + ".join(n for n, on in (("CE", ce), ("triplet", triplet)) if on)
-        self.needs_clusters, self.uses_outliers = True, False
-
-    def parameters(self):
-        return list(self.model.parameters())
-
-    def feature_model(self) -> nn.Module:
-        return self.model
-
-    def models(self) -> list[nn.Module]:
-        return [self.model]
 
     def start_epoch(self, features: torch.Tensor, labels: np.ndarray, train: ImageSet) -> None:
         if self.ce:
@@ -112,14 +129,11 @@ class PseudoLabelClassification:
             parts["triplet"] = batch_hard_triplet_loss(out.features, batch.targets, self.margin)
         return sum(parts.values()), parts
 
-    def after_step(self) -> None:
-        pass
-
 
 MEMORIES = ("instance", "cluster", "hybrid")
 
 
-class MemoryContrast:
+class MemoryContrast(SingleModelMethod):
     """Contrast each embedding with a memory of targets (survey §3.2, Eq. 6-7).
 
     ``memory``: "instance" (ECN: one slot per image, kept across epochs; trained on random
@@ -138,7 +152,8 @@ class MemoryContrast:
                  temperature: float = 0.05, **memory_args):
         if memory not in MEMORIES:
             raise ValueError(f"memory must be one of {MEMORIES}, got {memory!r}")
-        self.model, self.kind = _check_model(model), memory
+        super().__init__(_check_model(model))
+        self.kind = memory
         self.momentum = self.DEFAULT_MOMENTUM[memory] if momentum is None else momentum
         self.temperature, self.memory_args = temperature, memory_args
         self.name = self.NAMES[memory]
@@ -147,15 +162,6 @@ class MemoryContrast:
         self.memory: nn.Module | None = None
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
         self.model.reset_classifier(0)  # the memory replaces the classifier
-
-    def parameters(self):
-        return list(self.model.parameters())
-
-    def feature_model(self) -> nn.Module:
-        return self.model
-
-    def models(self) -> list[nn.Module]:
-        return [self.model]
 
     def start_epoch(self, features: torch.Tensor, labels: np.ndarray, train: ImageSet) -> None:
         args = {"momentum": self.momentum, "temperature": self.temperature, **self.memory_args}
@@ -264,7 +270,7 @@ class MutualMeanTeaching:
             pair.update()
 
 
-class PartContrast:
+class PartContrast(SingleModelMethod):
     """Global + upper- and lower-body features, each clustered and contrasted on its own.
 
     SSG (Fu et al., ICCV 2019) and PAST (Zhang et al., ICCV 2019), survey §3.2: a person's
@@ -283,22 +289,12 @@ class PartContrast:
             raise TypeError(f"expected a PartReidModel or ReidModel, got {type(model).__name__}")
         model.output = "concat"
         model.base.reset_classifier(0)
-        self.model, self.cluster = model, cluster
-        self.momentum, self.temperature = momentum, temperature
+        super().__init__(model)
+        self.cluster, self.momentum, self.temperature = cluster, momentum, temperature
         self.name = "parts (global + upper + lower)"
-        self.needs_clusters, self.uses_outliers = True, False
         self.memories: dict[str, ClusterMemory] = {}
         self.branch_labels: dict[str, torch.Tensor] = {}
         self._last: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def parameters(self):
-        return list(self.model.parameters())
-
-    def feature_model(self) -> nn.Module:
-        return self.model
-
-    def models(self) -> list[nn.Module]:
-        return [self.model]
 
     def start_epoch(self, features: torch.Tensor, labels: np.ndarray, train: ImageSet) -> None:
         device = model_device(self.model)
