@@ -70,12 +70,15 @@ profile = session.profile
 # aside only to score pseudo-labels), the generic backbone pretrained on world P's clothing
 # attributes as the starting point, and chapter 0's supervised model as the upper bound.
 #
-# The settings of the chapter sit in one cell. The clustering follows chapter 1 (its
-# sweep chose k1 and eps for this world, which needed the hidden labels: in a real
-# deployment you would take the papers' values and hope). The full profile is Cluster
-# Contrast's published recipe: ResNet-50 with GeM at 256x128, P x K = 16 x 16, Jaccard
-# k1 = 30 / k2 = 6, DBSCAN eps 0.6 and min_samples 4, memory momentum 0.1, temperature
-# 0.05, Adam 3.5e-4, 50 epochs.
+# The settings of the chapter sit in one cell. The clustering is chapter 1's DBSCAN on the
+# Jaccard distance, with a somewhat larger neighbourhood (k1 = 20, eps = 0.45) than the
+# setting with the best pairwise F there: a method trains only on clustered images, and
+# in our trial runs of Cluster Contrast, leaving fewer images out as outliers mattered more
+# than purer clusters. Choosing it needed the hidden labels, which a real deployment does
+# not have: there you take the papers' values and check the cluster counts. The full
+# profile is Cluster Contrast's published recipe: ResNet-50 with GeM at 256x128,
+# P x K = 16 x 16, Jaccard k1 = 30 / k2 = 6, DBSCAN eps 0.6 and min_samples 4, memory
+# momentum 0.1, temperature 0.05, Adam 3.5e-4, 50 epochs.
 
 # %%
 world = load_world("A", profile.name)
@@ -84,7 +87,7 @@ if profile.name == "full":
     cluster = jaccard_dbscan(k1=30, k2=6, eps=0.6, min_samples=4)
     epochs, recipe_epochs, p, k, lr = 20, 50, 16, 16, 3.5e-4
 else:  # ~9 images per identity: smaller neighbourhoods than Market-1501's ~17 (chapter 1)
-    cluster = jaccard_dbscan(k1=10, k2=6, eps=0.4, min_samples=4)
+    cluster = jaccard_dbscan(k1=20, k2=6, eps=0.45, min_samples=4)
     epochs = recipe_epochs = 1 if profile.name == "smoke" else 6
     p, k, lr = profile.p, profile.k, profile.lr
 print(f"{len(train)} training images, {len(np.unique(train.pids))} hidden identities, "
@@ -128,22 +131,22 @@ print(f"generic backbone mAP {start_map:.1%}; supervised upper bound mAP {upper_
 # "clustering" returns them every epoch), so only the loss differs.
 
 # %%
-noise_rates = [0.0, 0.3] if profile.name == "smoke" else [0.0, 0.2, 0.4]
+# half of the identities keep the study short; every run starts from the same backbone
+half = train.subset(np.isin(train.pids, np.unique(train.pids)[::2]))
+noise_settings = [("symmetric", 0.0), ("symmetric", 0.3), ("merge", 0.3)] \
+    if profile.name == "smoke" else \
+    [("symmetric", 0.0), ("symmetric", 0.2), ("symmetric", 0.4), ("merge", 0.4)]
 noise_epochs = 1 if profile.name == "smoke" else max(2, epochs // 3)
 noise_rows = []
-for kind in ("symmetric", "merge"):
-    for rate in noise_rates:
-        if kind == "merge" and rate == 0.0:
-            continue  # the same as symmetric at 0
-        noisy = inject_label_noise(train.pids, rate, kind=kind, seed=session.seed)
-        for name, make in (("CE + triplet", PseudoLabelClassification),
-                           ("cluster memory", lambda m: MemoryContrast(m, "cluster"))):
-            method = make(generic_backbone())
-            train_unsupervised(method, train, lambda f, labels=noisy: labels,
-                               epochs=noise_epochs, p=p, k=k, lr=lr, seed=session.seed,
-                               progress=False)
-            noise_rows.append({"noise": kind, "rate": rate, "loss": name,
-                               "mAP": score(method.feature_model())[0]})
+for kind, rate in noise_settings:
+    noisy = inject_label_noise(half.pids, rate, kind=kind, seed=session.seed)
+    for name, make in (("CE + triplet", PseudoLabelClassification),
+                       ("cluster memory", lambda m: MemoryContrast(m, "cluster"))):
+        method = make(generic_backbone())
+        train_unsupervised(method, half, lambda f, labels=noisy: labels, epochs=noise_epochs,
+                           p=p, k=k, lr=lr, seed=session.seed, progress=False)
+        noise_rows.append({"noise": kind, "rate": rate, "loss": name,
+                           "mAP": score(method.feature_model())[0]})
 noise_table = pd.DataFrame(noise_rows)
 noise_table.pivot_table(index=["noise", "rate"], columns="loss", values="mAP").style.format(
     "{:.1%}")
@@ -260,10 +263,11 @@ run(MemoryContrast(generic_backbone(), "hybrid"))
 # and so makes fewer jumpy mistakes. Each student learns from the hard pseudo-labels and
 # from the soft class probabilities and soft triplet scores of the *other* network's
 # teacher, so the two do not simply confirm their own errors. The clustering uses the
-# average of the two teachers. It costs about three forward passes per image.
+# average of the two teachers. A step costs two networks' training and two teachers'
+# forward passes, so MMT gets half the epochs of the others here (compare its minutes).
 
 # %%
-run(MutualMeanTeaching(generic_backbone()), method_epochs=max(1, epochs - 2))
+run(MutualMeanTeaching(generic_backbone()), method_epochs=max(1, epochs // 2))
 
 # %% [markdown]
 # ### 3.6 Global and part features (SSG / PAST)
@@ -345,12 +349,26 @@ plt.show()
 # %% [markdown]
 # **Reading the table.** Compare the *direction* of our results with the survey's Tables
 # 3-4 and with later work: on Market-1501, memory-based contrastive methods (SpCL, Cluster
-# Contrast) are well ahead of training with triplet losses on pseudo-labels alone, and MMT's
-# mutual teaching beats a single network on the same labels. Our world and our budget are
-# small (a few epochs on a CPU in the quick profile), so differences of a point or two are
-# within run-to-run noise; the section 2 study shows the mechanism behind the ordering.
-# Note also that no method here knows about cameras: chapter 3 adds that, and the course's
-# best recipe must there reach 85% of the upper bound.
+# Contrast) are well ahead of training with triplet losses on pseudo-labels alone, and
+# MMT's mutual teaching improves on one network trained with the same losses. The cell
+# below checks each of these directions on our run. Our world and our budget are small (a
+# few epochs on a CPU in the quick profile), so differences of a point or two are within
+# run-to-run noise; section 2 shows the mechanism behind the first ordering. No method
+# here knows about cameras: chapter 3 adds that, and the course's best recipe must there
+# reach 85% of the upper bound.
+
+# %%
+claims = [
+    ("Cluster Contrast ahead of triplet-only training", "Cluster Contrast", "triplet"),
+    ("SpCL's hybrid memory ahead of triplet-only training", "SpCL (hybrid memory)", "triplet"),
+    ("MMT ahead of a single network with CE + triplet", "MMT", "CE + triplet"),
+    ("a cluster memory ahead of an exemplar memory (ECN)", "Cluster Contrast",
+     "ECN (exemplar memory)"),
+]
+for claim, better, worse in claims:
+    gap = results[better]["mAP"] - results[worse]["mAP"]
+    verdict = "holds" if gap > 0.01 else "within noise" if gap > -0.01 else "does not hold"
+    print(f"{claim}: {verdict} here ({gap:+.1%} mAP)")
 
 # %%
 best = table.drop(["generic backbone (start)", "supervised (upper bound)"])["mAP"].idxmax()
