@@ -176,3 +176,16 @@ def write_mars(root: Path, nested: bool = False) -> Path:
     scipy.io.savemat(info / "query_IDX.mat",
                      {"query_IDX": np.array([MARS_QUERY_IDX], dtype=np.float64)})
     return root
+
+
+def colour_identity_set(n_ids=12, per_id=6, cams=3, size=(32, 16), seed=0):
+    """A tiny learnable ImageSet: identity = a colour + noise; true pids 100.. so they can
+    never equal cluster ids 0..C-1 by accident (the training-loop tests of chapters 1-2)."""
+    from reidlib.data.imageset import ImageSet
+
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n_ids), per_id)
+    colour = rng.integers(0, 256, (n_ids, 1, 1, 3))
+    noise = rng.normal(0, 30, (len(ids), *size, 3))
+    images = np.clip(colour[ids] + noise, 0, 255).astype(np.uint8)
+    return ImageSet(images, ids + 100, np.tile(np.arange(per_id) % cams, n_ids))

@@ -5,6 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from fakes import colour_identity_set
 
 from reidlib.data.imageset import ImageSet
 from reidlib.models import build_model
@@ -21,14 +22,8 @@ QUALITY_KEYS = {"n_clusters", "n_identities", "outlier_share", "nmi", "ari",
                 "single_camera_share"}
 
 
-def tiny_set(n_ids=12, per_id=6, cams=3, size=(32, 16), seed=0) -> ImageSet:
-    """Identity = a colour + noise; true pids 100.. so they cannot equal cluster ids 0..C-1."""
-    rng = np.random.default_rng(seed)
-    ids = np.repeat(np.arange(n_ids), per_id)
-    colour = rng.integers(0, 256, (n_ids, 1, 1, 3))
-    noise = rng.normal(0, 30, (len(ids), *size, 3))
-    images = np.clip(colour[ids] + noise, 0, 255).astype(np.uint8)
-    return ImageSet(images, ids + 100, np.tile(np.arange(per_id) % cams, n_ids))
+def tiny_set(n_ids=12, per_id=6, cams=3, size=(32, 16), seed=0):
+    return colour_identity_set(n_ids, per_id, cams, size, seed)
 
 
 def small_model(seed=0):
