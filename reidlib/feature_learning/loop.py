@@ -28,6 +28,7 @@ A method is a small class (see :mod:`reidlib.feature_learning.methods`)::
         uses_outliers: bool = False     # True: outliers are sampled as their own identity
         def parameters(self): ...       # what the optimiser trains
         def feature_model(self): ...    # whose features are clustered and evaluated
+        def models(self): ...           # every network the loop puts in train / eval mode
         def start_epoch(self, features, labels, train): ...
         def loss(self, batch) -> (loss, {"name": value, ...}): ...
         def after_step(self): ...
@@ -47,7 +48,7 @@ from reidlib.data.augment import train_augment
 from reidlib.data.imageset import ImageSet
 from reidlib.data.sampler import RandomIdentitySampler
 from reidlib.pseudo_labels.loop import cluster_features, drop_small_clusters, record_round
-from reidlib.pseudo_labels.quality import OUTLIER, label_quality
+from reidlib.pseudo_labels.quality import OUTLIER
 from reidlib.training.features import extract_features, model_device
 from reidlib.training.supervised import epoch_generator, lr_at, param_groups
 from reidlib.viz.explorer import Snapshot
@@ -156,7 +157,6 @@ def train_unsupervised(method, train: ImageSet, cluster: Callable[[np.ndarray], 
     if (train.pids < 0).any():
         raise ValueError(f"train has {(train.pids < 0).sum()} junk images (pid < 0) that cannot "
                          "be scored; drop them first: train.subset(train.pids >= 0)")
-    rows = np.arange(len(train)) if snapshot_rows is None else np.asarray(snapshot_rows)
     device = model_device(method.feature_model())
     images = train.tensor(device)
     optimizer, key, history = None, None, []
@@ -166,9 +166,9 @@ def train_unsupervised(method, train: ImageSet, cluster: Callable[[np.ndarray], 
         labels = cluster_features(cluster, features.numpy(), epoch)
         if select is not None:
             labels = drop_small_clusters(select(features.numpy(), labels))
-        quality = label_quality(labels, train.pids, train.camids)
-        _, snapshot = record_round(epoch, features.numpy()[rows], labels[rows], train.subset(rows))
-        snapshot.title = f"{method.name}, epoch {epoch}: " + snapshot.title.split(": ", 1)[1]
+        quality, snapshot = record_round(epoch, features.numpy(), labels, train,
+                                         name=f"{method.name}, epoch {epoch}",
+                                         rows=snapshot_rows)
         method.start_epoch(features.to(device), labels, train)
         cluster_seconds = time.perf_counter() - t0
 
@@ -191,7 +191,7 @@ def train_unsupervised(method, train: ImageSet, cluster: Callable[[np.ndarray], 
                        f"{losses.get('loss', float('nan')):.3f}; {record.seconds:.1f} s")
         if on_epoch_end is not None:
             on_epoch_end(record)
-    for model in _modules(method):
+    for model in method.models():
         model.eval()
     return history
 
@@ -202,14 +202,9 @@ def _groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict]
     return param_groups(holder, weight_decay)
 
 
-def _modules(method) -> list[torch.nn.Module]:
-    models = getattr(method, "models", None)
-    return list(models()) if callable(models) else [method.feature_model()]
-
-
 def _train_epoch(method, optimizer, images, targets, batches, epoch, lr_of, generator,
                  colour, progress) -> dict:
-    for model in _modules(method):
+    for model in method.models():
         model.train()
     device = images.device
     targets_t = torch.as_tensor(targets, device=device)

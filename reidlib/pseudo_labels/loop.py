@@ -112,12 +112,21 @@ def cluster_features(cluster: Callable[[np.ndarray], np.ndarray], features: np.n
 
 
 def record_round(round_index: int, features: np.ndarray, labels: np.ndarray,
-                 train: ImageSet) -> tuple[dict, Snapshot]:
-    """Quality against the hidden true ids and the explorer snapshot of one round."""
+                 train: ImageSet, name: str | None = None,
+                 rows: np.ndarray | None = None) -> tuple[dict, Snapshot]:
+    """Quality against the hidden true ids (all rows) and the explorer snapshot of one round.
+
+    ``name`` heads the snapshot's title (default ``"round {round_index}"``); ``rows``
+    keeps only those rows in the snapshot (e.g. a few identities for a readable picture),
+    while the quality is always that of the whole clustering.
+    """
     quality = label_quality(labels, train.pids, train.camids)
+    if rows is not None:
+        features, labels, train = features[rows], labels[rows], train.subset(rows)
+    name = f"round {round_index}" if name is None else name
     snapshot = Snapshot(
         features,
-        title=f"round {round_index}: {quality['n_clusters']} clusters, "
+        title=f"{name}: {quality['n_clusters']} clusters, "
               f"{quality['outlier_share']:.0%} outliers, purity {quality['purity']:.2f}",
         pid=train.pids, camid=train.camids, pseudo_label=labels,
         correct=majority_correct(labels, train.pids),
