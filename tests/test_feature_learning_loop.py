@@ -206,3 +206,23 @@ def test_loop_errors_are_clear():
         PseudoLabelClassification(small_model(), ce=False, triplet=False)
     with pytest.raises(TypeError, match="ReidModel"):
         MemoryContrast(torch.nn.Linear(2, 2))
+
+
+def test_part_branches_are_read_from_the_loops_concat_features():
+    """The branch memories start from the same features one extraction per branch gives."""
+    from reidlib.feature_learning.parts import extract_part_features
+    from reidlib.training.features import extract_features
+
+    train = tiny_set()
+    method = PartContrast(small_model(), oracle_cluster(train))
+    features = extract_features(method.feature_model(), train, flip=False, progress=False)
+    method.start_epoch(features, oracle_cluster(train)(None), train)
+    direct = extract_part_features(method.model, train, flip=False, progress=False)
+    for name, memory in method.memories.items():
+        labels = method.branch_labels[name].numpy()
+        for row, cluster in enumerate(np.unique(labels[labels >= 0])):
+            mean = F.normalize(direct[name][labels == cluster].mean(0), dim=0)
+            torch.testing.assert_close(memory.centroids[row], mean, rtol=1e-4, atol=1e-5)
+    assert set(method.memories) == {"global", "upper", "lower"}
+    with pytest.raises(ValueError, match="concat"):
+        method.start_epoch(features[:, :10], oracle_cluster(train)(None), train)

@@ -25,7 +25,7 @@ from torch import nn
 from reidlib.data.imageset import ImageSet
 from reidlib.feature_learning.mean_teacher import MeanTeacherPair
 from reidlib.feature_learning.memory import ClusterMemory, HybridMemory, InstanceMemory
-from reidlib.feature_learning.parts import BRANCHES, PartReidModel, extract_part_features
+from reidlib.feature_learning.parts import BRANCHES, PartReidModel
 from reidlib.feature_learning.selection import credible_mask
 from reidlib.models.heads import ReidModel
 from reidlib.pseudo_labels.loop import drop_small_clusters
@@ -298,14 +298,22 @@ class PartContrast(SingleModelMethod):
 
     def start_epoch(self, features: torch.Tensor, labels: np.ndarray, train: ImageSet) -> None:
         device = model_device(self.model)
-        branch_features = extract_part_features(self.model, train, flip=False, progress=False)
+        # The loop clustered the "concat" output [g, u, l] / sqrt(3) (each block unit length,
+        # then the whole row): each block, re-normalised, is that branch's feature, so no
+        # second pass over the images is needed.
+        if self.model.output != "concat" or features.shape[1] != 3 * self.model.embedding_dim:
+            raise ValueError(
+                f"PartContrast clusters the 'concat' output (3 x {self.model.embedding_dim} "
+                f"columns); got {features.shape[1]} columns with output={self.model.output!r}"
+            )
+        blocks = features.split(self.model.embedding_dim, dim=1)
         self.memories, self.branch_labels = {}, {}
-        for name in BRANCHES:
-            f = branch_features[name]
-            branch = drop_small_clusters(np.asarray(self.cluster(f.numpy())))
+        for name, block in zip(BRANCHES, blocks, strict=True):
+            f = F.normalize(block.float(), dim=1)
+            branch = drop_small_clusters(np.asarray(self.cluster(f.cpu().numpy())))
             if class_count(branch) == 0:
                 continue  # this branch found no cluster this epoch: it sits the epoch out
-            self.memories[name] = ClusterMemory(f.to(device), branch, momentum=self.momentum,
+            self.memories[name] = ClusterMemory(f, branch, momentum=self.momentum,
                                                 temperature=self.temperature)
             self.branch_labels[name] = torch.as_tensor(branch, device=device)
 
