@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
 
-from reidlib._faiss import faiss
+from reidlib.pseudo_labels.jaccard import nearest_neighbours
 
 
 def _as_features(features) -> np.ndarray:
@@ -237,7 +237,9 @@ def reciprocal_filter(features, labels, k: int) -> np.ndarray:
     if not 1 <= int(k) <= n - 1:
         raise ValueError(f"k must satisfy 1 <= k <= N - 1 = {n - 1}, got k={k}")
     k = int(k)
-    nn = _knn_without_self(np.ascontiguousarray(x, dtype=np.float32), k)
+    # the k nearest *other* rows: nearest_neighbours puts each row itself in column 0
+    _, nn = nearest_neighbours(np.ascontiguousarray(x, dtype=np.float32), k + 1, "euclidean")
+    nn = nn[:, 1:]
     rows = np.repeat(np.arange(n), k)
     knn = sp.csr_matrix((np.ones(n * k, dtype=bool), (rows, nn.ravel())), shape=(n, n))
     mutual = knn.multiply(knn.T).tocoo()  # j in kNN(i) and i in kNN(j)
@@ -247,16 +249,3 @@ def reciprocal_filter(features, labels, k: int) -> np.ndarray:
     out = labels.astype(np.int64)
     out[~confirmed] = -1
     return out
-
-
-def _knn_without_self(x: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) indices of each row's k nearest other rows (exact L2 search with faiss)."""
-    index = faiss.IndexFlatL2(x.shape[1])
-    index.add(x)
-    _, nn = index.search(x, k + 1)
-    # with duplicate points the sample itself need not come first: drop it wherever it is
-    is_self = nn == np.arange(len(x))[:, None]
-    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
-    keep = np.ones_like(nn, dtype=bool)
-    keep[np.arange(len(x)), drop] = False
-    return nn[keep].reshape(len(x), k)
