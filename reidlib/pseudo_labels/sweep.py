@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from reidlib.pseudo_labels.loop import majority_correct
 from reidlib.pseudo_labels.quality import label_quality
-from reidlib.viz.explorer import EmbeddingExplorer, _data_url, _widgets_wanted
+from reidlib.viz.explorer import EmbeddingExplorer, png_data_url, widgets_wanted
 from reidlib.viz.grids import new_figure
 
 VIEW_COLOURS = ("pseudo_label", "correct", "pid", "camid")
@@ -129,7 +129,7 @@ class ReclusterView:
 
         def redraw(_change=None) -> None:
             png, _ = self.view(slider.value).plot(self.snapshot, menu.value)
-            plot.value = _data_url(png).encode("ascii")
+            plot.value = png_data_url(png).encode("ascii")
 
         slider.observe(redraw, names="value")
         menu.observe(redraw, names="value")
@@ -140,4 +140,4 @@ class ReclusterView:
         """The widget in a live Jupyter kernel, else the static panels (see the explorer)."""
         from IPython.display import display
 
-        display(self.widget(colour_by) if _widgets_wanted() else self.static(colour_by))
+        display(self.widget(colour_by) if widgets_wanted() else self.static(colour_by))

@@ -554,7 +554,7 @@ class EmbeddingExplorer:
             caption.value = f"<b>{title}</b> ({slider.value + 1} / {len(self)})"
             png, shown = self.plot(slider.value, menu.value, chosen)
             geometry[:] = [shown]
-            plot.value = _data_url(png).encode("ascii")
+            plot.value = png_data_url(png).encode("ascii")
             if self.images is not None and chosen is not None:
                 thumbs.value = self._thumbs_png(slider.value, chosen)
                 thumbs.layout.display = None
@@ -586,7 +586,7 @@ class EmbeddingExplorer:
         """
         from IPython.display import display
 
-        view = self.widget(colour_by) if _widgets_wanted() else self.static(colour_by)
+        view = self.widget(colour_by) if widgets_wanted() else self.static(colour_by)
         display(view)
 
 
@@ -603,7 +603,7 @@ def _check_thumbnails(images: np.ndarray | None, n: int) -> np.ndarray | None:
     return images
 
 
-def _widgets_wanted() -> bool:
+def widgets_wanted() -> bool:
     """True in a Jupyter kernel (ZMQ shell) with ipywidgets, unless REID_STATIC_PLOTS=1."""
     if os.environ.get("REID_STATIC_PLOTS", "").strip() not in ("", "0"):
         return False
@@ -629,5 +629,6 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-def _data_url(png: bytes) -> str:
+def png_data_url(png: bytes) -> str:
+    """PNG bytes as a data: URL for an ipywidgets ``Image(format="url")`` (see ``widget``)."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
