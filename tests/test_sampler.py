@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from reidlib.data.sampler import RandomIdentitySampler
+from reidlib.data.sampler import RandomIdentitySampler, one_random_per_group
 
 
 def unbalanced_pids(seed=0):
@@ -70,3 +70,13 @@ def test_bad_arguments():
         RandomIdentitySampler([0, 1], p=2, k=0)
     with pytest.raises(ValueError, match="1-D"):
         RandomIdentitySampler(np.zeros((2, 3)), p=1, k=1)
+
+
+def test_one_random_per_group_picks_each_key_once_and_any_member():
+    keys = np.array([5, 3, 5, 7, 3, 5, 9])
+    picked = set()
+    for seed in range(40):
+        pos = one_random_per_group(keys, np.random.default_rng(seed))
+        assert sorted(keys[pos].tolist()) == [3, 5, 7, 9]  # every key exactly once
+        picked |= set(pos.tolist())
+    assert picked == set(range(len(keys))), "every member of a group can be drawn"

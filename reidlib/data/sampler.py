@@ -12,6 +12,17 @@ from collections.abc import Iterator
 import numpy as np
 
 
+def one_random_per_group(keys, rng: np.random.Generator) -> np.ndarray:
+    """Positions of one randomly drawn element for each distinct value of ``keys``.
+
+    The Market-1501 query rule (survey §4.1): one random image per (identity, camera)
+    becomes a query; the synthetic world and the validation split both use it.
+    """
+    order = rng.permutation(len(keys))
+    _, first = np.unique(np.asarray(keys)[order], return_index=True)
+    return order[first]
+
+
 class RandomIdentitySampler:
     """Batches of ``p`` distinct identities x ``k`` images, an epoch covering every image.
 

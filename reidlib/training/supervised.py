@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from reidlib.data.augment import train_augment
 from reidlib.data.imageset import ImageSet
-from reidlib.data.sampler import RandomIdentitySampler
+from reidlib.data.sampler import RandomIdentitySampler, one_random_per_group
 from reidlib.evaluation import evaluate, pairwise_distance
 from reidlib.models.backbones import load_state_dict_checked
 from reidlib.models.heads import build_model
@@ -39,10 +39,8 @@ from reidlib.utils import default_device
 def query_gallery_split(images: ImageSet, rng: np.random.Generator):
     """Market-1501 style: one random query per (identity, camera); all other images to gallery."""
     keys = images.pids * (int(images.camids.max()) + 1) + images.camids
-    order = rng.permutation(len(images))
-    _, first = np.unique(keys[order], return_index=True)
     is_query = np.zeros(len(images), dtype=bool)
-    is_query[order[first]] = True
+    is_query[one_random_per_group(keys, rng)] = True
     return images.subset(is_query), images.subset(~is_query)
 
 

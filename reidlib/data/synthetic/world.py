@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from reidlib.data.imageset import ImageSet, ReidSplits
+from reidlib.data.sampler import one_random_per_group
 from reidlib.data.synthetic.render import image_parameters, render_images
 from reidlib.data.synthetic.sample import (
     sample_cameras,
@@ -59,9 +60,7 @@ def _assign_splits(walks, person_pid, role, rng) -> np.ndarray:
     split[role[walks["person"]] == 0] = 0
     test = np.flatnonzero(role[walks["person"]] == 1)
     keys = person_pid[walks["person"][test]] * 1000 + walks["camid"][test]
-    order = rng.permutation(len(test))  # a random image of each (id, camera) becomes its query
-    _, first = np.unique(keys[order], return_index=True)
-    split[test[order[first]]] = 1
+    split[test[one_random_per_group(keys, rng)]] = 1
     return split
 
 
