@@ -1,6 +1,7 @@
 """The synthetic world: protocol, determinism, cache safety, export layout."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -92,6 +93,31 @@ def test_cache_roundtrip_and_corruption_rebuilds(tmp_path, capsys):
     load_world("A", "smoke", cache_dir=tmp_path, progress=False)
     assert manifest.exists()
     assert not list(tmp_path.glob("*.tmp")), "no temporary files left behind"
+
+
+def test_untouched_cache_loads_without_rehashing(tmp_path, monkeypatch, capsys):
+    from reidlib.data.synthetic import world as world_module
+
+    w1 = load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    data, manifest = cache_paths("A", "smoke", 0, tmp_path)
+    hashed = []
+    real_sha = world_module.sha256_file
+    monkeypatch.setattr(world_module, "sha256_file", lambda p: hashed.append(p) or real_sha(p))
+    load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert hashed == [], "the file is as saved: its stamp vouches for it"
+    # a new mtime (a copy, a touch) with the same bytes: checked once, then trusted again
+    stat = data.stat()
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    w2 = load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert hashed == [data] and w2.train.images.tobytes() == w1.train.images.tobytes()
+    load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert hashed == [data]
+    # changed bytes under the saved mtime (forged stamp aside) are caught through the size
+    raw = data.read_bytes()
+    data.write_bytes(raw + b"x")
+    os.utime(data, ns=(stat.st_atime_ns, json.loads(manifest.read_text())["stamp"][1]))
+    load_world("A", "smoke", cache_dir=tmp_path, progress=False)
+    assert "rebuilding" in capsys.readouterr().out and data.stat().st_size == len(raw)
 
 
 def test_unknown_world_and_profile_are_clear_errors():

@@ -8,6 +8,7 @@ in the gallery; gallery-only distractor people are labelled 0 and junk crops (no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -168,7 +169,7 @@ def cache_paths(domain: str, profile: str, seed: int, cache_dir: str | os.PathLi
 
 
 def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) -> None:
-    """Write the arrays, then a manifest with their checksum; both atomically.
+    """Write the arrays, then a manifest with their checksum and file stamp; both atomically.
 
     The manifest is written last, so a crash in between leaves no manifest and the
     half-finished world is rebuilt on the next load rather than used.
@@ -183,9 +184,16 @@ def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) ->
         "seed": seed,
         "version": WORLD_VERSION,
         "sha256": digest,
+        "stamp": _file_stamp(data_path),  # after the rename, which keeps size and mtime
     }
     with atomic_path(manifest_path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
+
+
+def _file_stamp(path: Path) -> list[int]:
+    """(size, mtime in ns): changes whenever the file is rewritten, as make and rsync assume."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
@@ -195,9 +203,20 @@ def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return manifest.get("version") == WORLD_VERSION and manifest.get("sha256") == sha256_file(
-        data_path
-    )
+    if manifest.get("version") != WORLD_VERSION:
+        return False
+    # The checksum reads the whole file (seconds for a full-size world): only when the
+    # file is not the one saved, byte for byte untouched since.
+    stamp = _file_stamp(data_path)
+    if manifest.get("stamp") == stamp:
+        return True
+    if manifest.get("sha256") != sha256_file(data_path):
+        return False
+    # Same bytes, new stamp (a copied or touched cache): remember it for the next load.
+    with contextlib.suppress(OSError):  # a read-only cache just keeps checking
+        with atomic_path(manifest_path) as tmp:
+            tmp.write_text(json.dumps({**manifest, "stamp": stamp}, indent=1))
+    return True
 
 
 def load_world(
