@@ -306,3 +306,25 @@ def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
         torch.testing.assert_close(cached.state_dict()[k], v)
     with pytest.raises(AssertionError, match="retrained"):  # other arguments: another key
         train_or_load(data, **{**args, "lr": 2e-3})
+
+
+def test_train_or_load_cache_hit_skips_the_starting_weights(tmp_path, monkeypatch):
+    from reidlib.models import backbones as backbones_module
+
+    reference = build_model("small")
+    calls = []
+
+    def source(arch):
+        calls.append(arch)
+        return reference.backbone.state_dict()
+
+    monkeypatch.setattr(backbones_module, "_WEIGHT_SOURCES", {"unit-test": source})
+    data = tiny_imageset(n_ids=8, per_id=6)
+    args = {"arch": "small", "cache_dir": tmp_path, "epochs": 1, "p": 4, "k": 4, "lr": 1e-3,
+            "weights": "unit-test", "device": "cpu", "progress": False, "val_fraction": 0}
+    model, _ = train_or_load(data, **args)
+    assert calls == ["small"]  # training started from the named weights
+    cached, _ = train_or_load(data, **args)
+    assert calls == ["small"], "a finished cache must not load the starting weights again"
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(cached.state_dict()[k], v)

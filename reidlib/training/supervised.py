@@ -322,16 +322,19 @@ def train_or_load(train: ImageSet, *, arch: str, cache_dir, epochs: int, p: int,
            "train_kwargs": train_kwargs, "data": data_fingerprint(train)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     path = Path(cache_dir) / f"supervised-{arch}-{digest[:16]}.pt"
+    payload = read_checkpoint(path) if path.exists() else None
+    finished = payload is not None and payload["history"].get("finished")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(arch, pooling=pooling, weights=weights, last_stride=last_stride)
+        # A finished cache overwrites every weight: loading (or pretraining) the starting
+        # weights for it would be wasted work.
+        start = None if finished else weights
+        model = build_model(arch, pooling=pooling, weights=start, last_stride=last_stride)
     model.to(default_device() if device is None else device)
-    if path.exists():
-        payload = read_checkpoint(path)
-        if payload["history"].get("finished"):
-            model.reset_classifier(payload["extra"]["num_classes"])
-            load_state_dict_checked(model, payload["extra"]["best_model"], f"cached model {path}")
-            return model.eval(), payload["history"]
+    if finished:
+        model.reset_classifier(payload["extra"]["num_classes"])
+        load_state_dict_checked(model, payload["extra"]["best_model"], f"cached model {path}")
+        return model.eval(), payload["history"]
     history = train_supervised(model, train, epochs=epochs, p=p, k=k, lr=lr, seed=seed,
                                checkpoint=path, resume=True, progress=progress, **train_kwargs)
     return model, history
