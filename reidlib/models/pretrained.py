@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from reidlib.data.augment import train_augment
+from reidlib.data.augment import eval_transform, train_augment
 from reidlib.data.synthetic.spec import BAG_TYPES, LOWER_TYPES, UPPER_PATTERNS
 from reidlib.data.synthetic.world import WORLD_VERSION, default_cache_dir, load_world
 from reidlib.models.heads import build_model
@@ -133,7 +133,8 @@ def pretrain_backbone(
             opt.step()
             sched.step()
             bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if i % 20 == 0:  # .item() waits for the GPU: only now and then
+                bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     accuracy = _held_out_accuracy(model, heads, x_all[n_train:], y_all, n_train)
     return {k: v.cpu() for k, v in model.backbone.state_dict().items()}, accuracy
@@ -141,8 +142,6 @@ def pretrain_backbone(
 
 @torch.no_grad()
 def _held_out_accuracy(model, heads, x, y_all, offset) -> dict[str, float]:
-    from reidlib.data.augment import eval_transform
-
     model.eval()
     feats = torch.cat(
         [model.pool(model.backbone(eval_transform(x[i : i + 256]))) for i in range(0, len(x), 256)]
