@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from reidlib.feature_learning.memory import ClusterMemory, HybridMemory, InstanceMemory
 
@@ -353,6 +354,40 @@ def test_autocast_bfloat16_gives_float32_and_matches_float():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             memory.update(layer(x), BATCH)
         assert memory.features.dtype == torch.float32
+
+
+class _HostReads(TorchFunctionMode):
+    """Counts the tensor calls that read a value back to the host: each is a GPU sync on
+    CUDA (a boolean mask too: its size must be known). Public TorchFunctionMode sees them
+    on CPU as well, so the count is tested without a GPU."""
+
+    READS = {"item", "tolist", "cpu", "numpy", "__bool__", "__int__", "__float__",
+             "__index__", "nonzero", "bincount", "unique", "masked_select"}
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        mask = (name in ("__getitem__", "__setitem__") and isinstance(args[1], torch.Tensor)
+                and args[1].dtype == torch.bool)
+        self.count += name in self.READS or mask
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_reads_the_device_back_at_most_three_times():
+    # P x K batch, every cluster 4 times: the update still needs one read, not one per round.
+    labels = np.repeat(np.arange(8), 4)
+    features, emb = _rand(32, D, 40), _rand(32, D, 41)
+    rows = torch.randperm(32, generator=torch.Generator().manual_seed(0))
+    for memory in [InstanceMemory(features), ClusterMemory(features, labels),
+                   HybridMemory(features, labels)]:
+        with _HostReads() as forward:
+            memory(emb, rows)
+        with _HostReads() as update:
+            memory.update(emb, rows)
+        assert (forward.count, update.count) == (1, 2), type(memory).__name__
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -89,8 +89,11 @@ def _relabel(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _class_means(features: torch.Tensor, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(C, D) mean of the rows of ``features`` in each class (every class must be non-empty)."""
     sums = features.new_zeros(num_classes, features.shape[1]).index_add_(0, classes, features)
-    counts = torch.bincount(classes, minlength=num_classes).clamp(min=1)
-    return sums / counts[:, None].to(features.dtype)
+    # Counted with index_add_, not bincount: CUDA's bincount reads the max label back to the
+    # host, and SpCL's targets are rebuilt at every step.
+    ones = torch.ones_like(classes, dtype=features.dtype)
+    counts = features.new_zeros(num_classes).index_add_(0, classes, ones).clamp(min=1)
+    return sums / counts[:, None]
 
 
 def _occurrence(rows: torch.Tensor) -> torch.Tensor:
@@ -115,14 +118,22 @@ def momentum_update(bank: torch.Tensor, rows: torch.Tensor, x: torch.Tensor,
     backward). Rows that repeat are handled in rounds: round t updates the t-th occurrence
     of every row at once, so there are as many vectorised rounds as the largest
     multiplicity (K under P x K sampling for a cluster memory, 1 for an instance memory).
+    The batch positions are sorted by round once, so each round is a slice: one host sync
+    (the round boundaries) per call, not a boolean mask (a sync on CUDA) per round.
     """
     if len(rows) == 0:
         return
     rank = _occurrence(rows)
-    for t in range(int(rank.max()) + 1):
-        sel = rank == t
+    order = torch.sort(rank, stable=True).indices  # round by round, batch order within
+    sizes = torch.zeros_like(rank).index_add_(0, rank, torch.ones_like(rank))
+    start = 0
+    for end in sizes.cumsum(0).tolist():
+        if end == start:  # past the last round
+            break
+        sel = order[start:end]
         r = rows[sel]
         bank[r] = F.normalize(momentum * bank[r] + (1.0 - momentum) * x[sel], dim=1)
+        start = end
 
 
 class _Memory(nn.Module):
@@ -144,7 +155,9 @@ class _Memory(nn.Module):
     def dim(self) -> int:
         return self.features.shape[1]
 
-    def _check_batch(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
+    def _check_batch(self, embeddings: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """Checks a batch; returns ``indices`` as int64. Rows labelled -1 have no target
+        (ClusterMemory's outliers; the other memories give every row a class >= 0)."""
         if embeddings.ndim != 2 or embeddings.shape[1] != self.dim or len(embeddings) == 0:
             raise ValueError(f"embeddings must be (B, {self.dim}) with B >= 1, "
                              f"got {tuple(embeddings.shape)}")
@@ -159,12 +172,21 @@ class _Memory(nn.Module):
             raise ValueError(f"embeddings ({embeddings.device}) and indices ({indices.device}) "
                              f"must be on the memory's device ({self.features.device}): "
                              "move the memory with memory.to(device)")
-        # One host sync per call, also on CUDA: there a bad row would instead stop the CUDA
-        # context with a device-side assert, which a notebook cannot recover from.
-        lo, hi = int(indices.min()), int(indices.max())
+        # One host sync per call (range and outlier count read together), also on CUDA:
+        # there a bad row would instead stop the CUDA context with a device-side assert,
+        # which a notebook cannot recover from. The clamp keeps the label look-up in range
+        # before the range is known.
+        indices = indices.long()
+        outlier = self.labels[indices.clamp(0, self.num_rows - 1)] < 0
+        lo, hi, outliers = torch.stack([indices.min(), indices.max(), outlier.sum()]).tolist()
         if lo < 0 or hi >= self.num_rows:
             raise ValueError(f"indices must be training-set rows in [0, {self.num_rows}), "
                              f"got [{lo}, {hi}]")
+        if outliers:
+            raise ValueError(f"{type(self).__name__} got outlier rows (label -1) in the batch, "
+                             f"e.g. {indices[outlier][:5].tolist()}: sample only clustered "
+                             "images")
+        return indices
 
     def _logits(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """(B, T) cosine similarities / tau; x already normalised, float32."""
@@ -175,17 +197,16 @@ class _Memory(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         """The memory loss of a batch: ``embeddings`` (B, D) of training rows ``indices`` (B,)."""
-        self._check_batch(embeddings, indices)
-        indices = indices.long()
+        indices = self._check_batch(embeddings, indices)
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
             return self._loss(self._normalized(embeddings), indices)
 
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
         """Move the batch's targets towards its (detached, L2-normalised) embeddings."""
-        self._check_batch(embeddings, indices)
+        indices = self._check_batch(embeddings, indices)
         with torch.autocast(device_type=embeddings.device.type, enabled=False):
-            self._update(self._normalized(embeddings.detach()), indices.long())
+            self._update(self._normalized(embeddings.detach()), indices)
 
     def _loss(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -302,19 +323,12 @@ class ClusterMemory(_Memory):
         """(C, D) the centroid bank (the same tensor as ``features``)."""
         return self.features
 
-    def _targets(self, indices: torch.Tensor) -> torch.Tensor:
-        y = self.labels[indices]
-        if bool((y < 0).any()):  # one host sync; see _check_batch
-            bad = indices[y < 0][:5].tolist()
-            raise ValueError(f"ClusterMemory got outlier rows (label -1) in the batch, e.g. "
-                             f"{bad}: sample only clustered images")
-        return y
-
     def _loss(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(self._logits(x, self.features), self._targets(indices))
+        # _check_batch has rejected outlier rows: every label here is a centroid
+        return F.cross_entropy(self._logits(x, self.features), self.labels[indices])
 
     def _update(self, x: torch.Tensor, indices: torch.Tensor) -> None:
-        y = self._targets(indices)
+        y = self.labels[indices]
         if not self.hard:
             momentum_update(self.features, y, x, self.momentum)
             return
