@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 from reidlib.training.losses import (
     batch_hard_triplet_loss,
@@ -250,6 +251,26 @@ def test_soft_triplet_hard_version_is_soft_margin_batch_hard():
     x = torch.randn(12, 4, generator=g)
     torch.testing.assert_close(soft_triplet_loss(x, LABELS_PK, None),
                                batch_hard_triplet_loss(x, LABELS_PK, margin=None))
+
+
+class _HostValues(TorchFunctionMode):
+    """Counts tensors made from Python values: on CUDA each is a copy that waits for the GPU."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += func in (torch.tensor, torch.as_tensor)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("margin", [None, 0.3])
+def test_soft_triplet_hard_version_copies_nothing_from_the_host(margin):
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(12))
+    with _HostValues() as made:
+        soft_triplet_loss(x, LABELS_PK, None, margin=margin)
+    assert made.count == 0
 
 
 def _anchor_term(d_ap, d_an, t_ap, t_an):

@@ -44,6 +44,22 @@ def cross_entropy_label_smooth(logits: torch.Tensor, targets: torch.Tensor,
     return ((1 - epsilon) * nll + epsilon * uniform).mean()
 
 
+def _same_identity(targets: torch.Tensor, what: str) -> torch.Tensor:
+    """(B, B) bool, True where rows share a label. A batch of one identity has no negative:
+    an error on CPU only (the check reads the tensor back, a GPU sync every step)."""
+    same = targets[:, None] == targets[None, :]
+    if same.device.type == "cpu" and same.all():
+        raise ValueError(f"{what} needs at least two identities in the batch")
+    return same
+
+
+def _distance_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(B, B) Euclidean distances in float32 (see ``euclidean_dist``), exact zeros on the
+    diagonal: the matmul form leaves rounding noise of order |x|^2 * eps there."""
+    eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
+    return euclidean_dist(x, x).masked_fill(eye, 0.0)
+
+
 def _margin_loss(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float | None) -> torch.Tensor:
     """[m + d_ap - d_an]_+ ; soft margin log(1 + exp(d_ap - d_an)) when ``margin`` is None."""
     if margin is None:  # Hermans et al.'s soft margin: no hyper-parameter, never quite zero
@@ -94,12 +110,8 @@ def batch_hard_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
     x = features.float()
     if normalize:
         x = F.normalize(x, dim=1)
-    # Exact zeros on the diagonal: the matmul form leaves rounding noise of order |x|^2 * eps.
-    eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
-    dist = euclidean_dist(x, x).masked_fill(eye, 0.0)
-    same = targets[:, None] == targets[None, :]
-    if same.device.type == "cpu" and same.all():  # no GPU sync per step (see above)
-        raise ValueError("batch_hard_triplet_loss needs at least two identities in the batch")
+    dist = _distance_matrix(x)
+    same = _same_identity(targets, "batch_hard_triplet_loss")
     d_ap = dist.masked_fill(~same, float("-inf")).amax(dim=1)
     d_an = dist.masked_fill(same, float("inf")).amin(dim=1)
     return _margin_loss(d_ap, d_an, margin)
@@ -126,12 +138,6 @@ def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor) -> tor
         )
     targets = F.softmax(target_logits.detach().float(), dim=1)
     return -(targets * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
-
-
-def _distance_matrix(x: torch.Tensor) -> torch.Tensor:
-    """(B, B) Euclidean distances in float32 (see ``euclidean_dist``), zero on the diagonal."""
-    eye = torch.eye(len(x), dtype=torch.bool, device=x.device)
-    return euclidean_dist(x, x).masked_fill(eye, 0.0)
 
 
 def soft_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
@@ -175,10 +181,7 @@ def soft_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
     if margin is not None and not 0.0 <= margin <= 1.0:
         raise ValueError(f"margin is the hard target's weight on the positive, in [0, 1]; "
                          f"got {margin}")
-    same = targets[:, None] == targets[None, :]
-    if same.device.type == "cpu" and same.all():  # no GPU sync per step (see above)
-        raise ValueError("soft_triplet_loss needs at least two identities in the batch")
-
+    same = _same_identity(targets, "soft_triplet_loss")
     dist = _distance_matrix(features)
     # argmax / argmin return the first extreme index on ties, like a loop with strict >.
     pos = dist.detach().masked_fill(~same, float("-inf")).argmax(dim=1, keepdim=True)
@@ -187,10 +190,11 @@ def soft_triplet_loss(features: torch.Tensor, targets: torch.Tensor,
     log_t = F.log_softmax(pair, dim=1)
 
     if target_features is None:
+        # q = (w, 1 - w) as Python numbers: a tensor made from them would be copied to the
+        # GPU at every step, and that copy waits for the device
         w_pos = 0.0 if margin is None else float(margin)
-        q = torch.tensor([w_pos, 1.0 - w_pos], device=log_t.device)[None]
-    else:
-        with torch.no_grad():
-            ref = _distance_matrix(target_features.detach())
-            q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+        return -(w_pos * log_t[:, 0] + (1.0 - w_pos) * log_t[:, 1]).mean()
+    with torch.no_grad():
+        ref = _distance_matrix(target_features.detach())
+        q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
     return -(q * log_t).sum(dim=1).mean()
