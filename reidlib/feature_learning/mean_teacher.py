@@ -165,5 +165,4 @@ def _matching(teacher: nn.Module, student: nn.Module, what: str):
         if t.device != s.device:
             raise ValueError(f"{what[:-1]} {name!r}: teacher on {t.device}, student on "
                              f"{s.device}; keep both models on one device")
-    names = list(t_named)
-    return [t_named[n] for n in names], [s_named[n] for n in names]
+    return list(t_named.values()), [s_named[n] for n in t_named]

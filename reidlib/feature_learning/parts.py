@@ -92,7 +92,6 @@ class PartReidModel(nn.Module):
         if not isinstance(base, ReidModel):
             raise TypeError(f"base must be a reidlib ReidModel, got {type(base).__name__}")
         self.base = base
-        self.arch = base.arch
         self.output = output
         dim = base.feature_dim
         with_neck = isinstance(base.neck, nn.BatchNorm1d)
@@ -111,6 +110,10 @@ class PartReidModel(nn.Module):
         if value not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {value!r}")
         self._output = value
+
+    @property
+    def arch(self) -> str:
+        return self.base.arch
 
     @property
     def embedding_dim(self) -> int:

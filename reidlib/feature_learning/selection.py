@@ -48,7 +48,11 @@ def knn_similarity(features, labels, k: int = 10) -> np.ndarray:
         (N,) float64 scores in [-1, 1]; NaN for outliers and for singleton clusters.
     """
     x, labels = _check_inputs(features, labels)
-    k = _check_k(k, None)
+    return _knn_similarity(x, labels, _check_k(k, None))
+
+
+def _knn_similarity(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """:func:`knn_similarity` on checked inputs (see :func:`_check_inputs`)."""
     out = np.full(len(x), np.nan)
     for members in _clusters(labels):
         if len(members) < 2:
@@ -68,7 +72,10 @@ def knn_agreement(features, labels, k: int = 10) -> np.ndarray:
     NaN for outliers (an outlier neighbour never agrees).
     """
     x, labels = _check_inputs(features, labels)
-    k = _check_k(k, len(x))
+    return _knn_agreement(x, labels, _check_k(k, len(x)))
+
+
+def _knn_agreement(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
     _, rank = nearest_neighbours(x, k + 1, "cosine")
     same = labels[rank[:, 1:]] == labels[:, None]
     out = same.mean(axis=1)
@@ -83,7 +90,10 @@ def prototype_similarity(features, labels) -> np.ndarray:
     Returns (N,) float64 in [-1, 1]; NaN for outliers (-1) and where a prototype is the
     zero vector (features that cancel out, no direction to compare with).
     """
-    x, labels = _check_inputs(features, labels)
+    return _prototype_similarity(*_check_inputs(features, labels))
+
+
+def _prototype_similarity(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     out = np.full(len(x), np.nan)
     for members in _clusters(labels):
@@ -114,13 +124,16 @@ def credible_mask(features, labels, k: int = 10, knn_threshold: float | None = N
     """
     if knn not in KNN_MEASURES:
         raise ValueError(f"knn must be one of {KNN_MEASURES}, got {knn!r}")
-    x, labels = _check_inputs(features, labels)
+    x, labels = _check_inputs(features, labels)  # once, not again in each score
     keep = labels != OUTLIER
     if knn_threshold is not None:
-        score = knn_similarity(x, labels, k) if knn == "similarity" else knn_agreement(x, labels, k)
+        if knn == "similarity":
+            score = _knn_similarity(x, labels, _check_k(k, None))
+        else:
+            score = _knn_agreement(x, labels, _check_k(k, len(x)))
         keep &= _at_least(score, knn_threshold, "knn_threshold")
     if proto_threshold is not None:
-        keep &= _at_least(prototype_similarity(x, labels), proto_threshold, "proto_threshold")
+        keep &= _at_least(_prototype_similarity(x, labels), proto_threshold, "proto_threshold")
     return keep
 
 
