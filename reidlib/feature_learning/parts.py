@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidlib.models.heads import ReidModel, ReidOutput, bnneck
+from reidlib.models.heads import ReidModel, ReidOutput, bnneck, check_image_batch
 from reidlib.training.features import extract_features, model_device
 
 BRANCHES = ("global", "upper", "lower")
@@ -138,12 +138,7 @@ class PartReidModel(nn.Module):
         self.base.reset_classifier(num_classes, generator=generator)
 
     def forward(self, x: torch.Tensor) -> PartOutput | torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(
-                "PartReidModel expects normalised float images (B, 3, H, W); got "
-                f"{x.dtype} {tuple(x.shape)} (use reidlib.data.augment.to_float on uint8 "
-                "batches)"
-            )
+        check_image_batch(x, "PartReidModel")
         feature_map = self.base.backbone(x)
         features = {"global": self.base.pool(feature_map)}
         halves = split_halves(feature_map)

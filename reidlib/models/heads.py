@@ -68,6 +68,15 @@ class ReidOutput:
         return getattr(self, key)
 
 
+def check_image_batch(x: torch.Tensor, who: str) -> None:
+    """A clear error unless ``x`` is a normalised float batch (B, 3, H, W) for model ``who``."""
+    if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ValueError(
+            f"{who} expects normalised float images (B, 3, H, W); got {x.dtype} "
+            f"{tuple(x.shape)} (use reidlib.data.augment.to_float on uint8 batches)"
+        )
+
+
 class ReidModel(nn.Module):
     """backbone -> pooling -> BNNeck -> (optional) bias-free linear classifier.
 
@@ -109,11 +118,7 @@ class ReidModel(nn.Module):
         self.classifier = layer.to(device=next(self.backbone.parameters()).device)
 
     def forward(self, x: torch.Tensor) -> ReidOutput | torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ValueError(
-                "ReidModel expects normalised float images (B, 3, H, W); got "
-                f"{x.dtype} {tuple(x.shape)} (use reidlib.data.augment.to_float on uint8 batches)"
-            )
+        check_image_batch(x, "ReidModel")
         features = self.pool(self.backbone(x))
         embeddings = self.neck(features)
         if not self.training:
