@@ -187,7 +187,7 @@ def train_unsupervised(method, train: ImageSet, cluster: Callable[[np.ndarray], 
                        cluster_seconds, sum(len(b) for b in batches), snapshot)
         history.append(record)
         if progress:
-            tqdm.write(f"{snapshot.title}; NMI {quality['nmi']:.2f}; loss "
+            tqdm.write(f"{snapshot.title.replace(chr(10), ': ')}; NMI {quality['nmi']:.2f}; loss "
                        f"{losses.get('loss', float('nan')):.3f}; {record.seconds:.1f} s")
         if on_epoch_end is not None:
             on_epoch_end(record)

@@ -126,7 +126,8 @@ def record_round(round_index: int, features: np.ndarray, labels: np.ndarray,
     name = f"round {round_index}" if name is None else name
     snapshot = Snapshot(
         features,
-        title=f"{name}: {quality['n_clusters']} clusters, "
+        # two lines, so that the title fits one panel of the explorer
+        title=f"{name}\n{quality['n_clusters']} clusters, "
               f"{quality['outlier_share']:.0%} outliers, purity {quality['purity']:.2f}",
         pid=train.pids, camid=train.camids, pseudo_label=labels,
         correct=majority_correct(labels, train.pids),
@@ -187,5 +188,5 @@ def pseudo_label_rounds(model, train: ImageSet, cluster: Callable[[np.ndarray], 
                                          p=p, k=k, lr=lr, seed=seed + r, progress=progress)
         history.append(Round(r, features, labels, quality, seconds, snapshot))
         if progress:
-            tqdm.write(f"{snapshot.title}; trained in {seconds:.1f} s")
+            tqdm.write(f"{snapshot.title.replace(chr(10), ': ')}; trained in {seconds:.1f} s")
     return history
