@@ -10,7 +10,7 @@ export PYTHONUNBUFFERED := 1
 # a notebook kernel or a browser that slows CPU training up to 20-fold.
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup course test lab lint clean-cache bench
+.PHONY: setup course test lab lint clean-cache
 
 setup: $(STAMP)
 
