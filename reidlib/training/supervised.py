@@ -172,7 +172,7 @@ def train_one_epoch(model, optimizer, images, targets, sampler: RandomIdentitySa
 
 
 def validate(model, query: ImageSet, gallery: ImageSet, progress: bool = False) -> dict:
-    """mAP / CMC / mINP of ``model`` on a query / gallery pair (the validation split)."""
+    """mAP / CMC / mINP of ``model`` on any query / gallery pair (in training: validation)."""
     qf = extract_features(model, query, progress=progress)
     gf = extract_features(model, gallery, progress=progress)
     return evaluate(pairwise_distance(qf, gf), query.pids, gallery.pids,
