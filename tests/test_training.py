@@ -328,3 +328,26 @@ def test_train_or_load_cache_hit_skips_the_starting_weights(tmp_path, monkeypatc
     assert calls == ["small"], "a finished cache must not load the starting weights again"
     for k, v in model.state_dict().items():
         torch.testing.assert_close(cached.state_dict()[k], v)
+
+
+def test_train_or_load_retrains_when_the_named_weights_change_version(tmp_path, monkeypatch):
+    """A re-pretrained backbone (new version) must not reuse models trained from the old one."""
+    from reidlib.models import backbones as backbones_module
+
+    reference = build_model("small")
+    version = ["v1"]
+    monkeypatch.setattr(backbones_module, "_WEIGHT_SOURCES",
+                        {"unit-test": lambda arch: reference.backbone.state_dict()})
+    monkeypatch.setattr(backbones_module, "_WEIGHT_VERSIONS",
+                        {"unit-test": lambda arch: f"{arch}-{version[0]}"})
+    assert backbones_module.weights_identity("small", "unit-test") == "unit-test@small-v1"
+    assert backbones_module.weights_identity("small", None) is None
+    data = tiny_imageset(n_ids=8, per_id=6)
+    args = {"arch": "small", "cache_dir": tmp_path, "epochs": 1, "p": 4, "k": 4, "lr": 1e-3,
+            "weights": "unit-test", "device": "cpu", "progress": False, "val_fraction": 0}
+    train_or_load(data, **args)
+    train_or_load(data, **args)
+    assert len(list(tmp_path.glob("supervised-*.pt"))) == 1  # same version: the cache
+    version[0] = "v2"
+    train_or_load(data, **args)
+    assert len(list(tmp_path.glob("supervised-*.pt"))) == 2  # new version: trained anew

@@ -7,6 +7,7 @@ from reidlib.models.backbones import (
     imagenet_state_dict,
     load_state_dict_checked,
     register_weights,
+    weights_identity,
 )
 from reidlib.models.heads import GeM, ReidModel, ReidOutput, bnneck, build_model
 
@@ -22,6 +23,7 @@ __all__ = [
     "imagenet_state_dict",
     "load_state_dict_checked",
     "register_weights",
+    "weights_identity",
 ]
 
 
@@ -32,4 +34,10 @@ def _synthetic_weights(arch: str):
     return synthetic_backbone(arch)
 
 
-register_weights("synthetic", _synthetic_weights)
+def _synthetic_version(arch: str) -> str:
+    from reidlib.models.pretrained import synthetic_weights_path
+
+    return synthetic_weights_path(arch).name  # names the world and pretraining versions
+
+
+register_weights("synthetic", _synthetic_weights, _synthetic_version)

@@ -28,13 +28,29 @@ ARCHS = ("small", "resnet18", "resnet50")
 # The synthetic-world pre-training registers itself here, so `weights="synthetic"` works
 # without this module importing the training code.
 _WEIGHT_SOURCES: dict[str, Callable[[str], Mapping[str, torch.Tensor]]] = {}
+_WEIGHT_VERSIONS: dict[str, Callable[[str], str]] = {}
 
 
-def register_weights(name: str, loader: Callable[[str], Mapping[str, torch.Tensor]]) -> None:
-    """Make ``build_model(..., weights=name)`` load ``loader(arch)`` into the backbone."""
+def register_weights(name: str, loader: Callable[[str], Mapping[str, torch.Tensor]],
+                     version: Callable[[str], str] | None = None) -> None:
+    """Make ``build_model(..., weights=name)`` load ``loader(arch)`` into the backbone.
+
+    ``version(arch)`` names the weights' current version (e.g. their cache file), so that
+    caches of models trained from them (``train_or_load``) go stale when they change.
+    """
     if name == "imagenet":
         raise ValueError("'imagenet' is built in and cannot be re-registered")
     _WEIGHT_SOURCES[name] = loader
+    if version is not None:
+        _WEIGHT_VERSIONS[name] = version
+
+
+def weights_identity(arch: str, weights) -> str | None:
+    """A string that changes whenever ``weights`` would load different numbers for ``arch``."""
+    if weights is None:
+        return None
+    name = str(weights)
+    return f"{name}@{_WEIGHT_VERSIONS[name](arch)}" if name in _WEIGHT_VERSIONS else name
 
 
 def _conv_bn_relu(c_in: int, c_out: int, stride: int) -> nn.Sequential:

@@ -26,7 +26,7 @@ from reidlib.data.augment import train_augment
 from reidlib.data.imageset import ImageSet
 from reidlib.data.sampler import RandomIdentitySampler, one_random_per_group
 from reidlib.evaluation import evaluate, pairwise_distance
-from reidlib.models.backbones import load_state_dict_checked
+from reidlib.models.backbones import load_state_dict_checked, weights_identity
 from reidlib.models.heads import build_model
 from reidlib.training.checkpoint import read_checkpoint, save_checkpoint
 from reidlib.training.features import autocast_for, extract_features, model_device
@@ -317,7 +317,7 @@ def train_or_load(train: ImageSet, *, arch: str, cache_dir, epochs: int, p: int,
     """
     if weights is not None and not isinstance(weights, (str, Path)):
         raise TypeError("train_or_load needs weights as None, a name or a path (to hash it)")
-    key = {"arch": arch, "pooling": pooling, "weights": None if weights is None else str(weights),
+    key = {"arch": arch, "pooling": pooling, "weights": weights_identity(arch, weights),
            "last_stride": last_stride, "epochs": epochs, "p": p, "k": k, "lr": lr, "seed": seed,
            "train_kwargs": train_kwargs, "data": data_fingerprint(train)}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
