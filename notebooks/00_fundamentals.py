@@ -27,9 +27,9 @@
 # **Recap.** You know PyTorch basics (tensors, modules, a training loop) and what a
 # convolutional network and a feature embedding are. Nothing about re-id is assumed.
 #
-# The course follows the survey *Unsupervised Person Re-identification: a survey of
-# challenges and solutions* (in `shared/seed/`); section and equation numbers below refer
-# to it.
+# The course follows the survey *Unsupervised Person Re-Identification: A Systematic Survey
+# of Challenges and Solutions* (Lin et al., arXiv:2109.06057); section and equation numbers
+# below refer to it.
 
 # %%
 from reidlib.notebook import setup

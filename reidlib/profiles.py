@@ -2,7 +2,7 @@
 
 ``smoke`` exists for CI (every step runs once; its numbers mean nothing), ``quick``
 gives meaningful numbers on a laptop CPU and ``full`` is the papers' setting on a GPU
-(COURSE_PLAN.md, "Profiles"). ``REID_PROFILE`` chooses one; the default is ``full``
+(docs/course_plan.md, "Profiles"). ``REID_PROFILE`` chooses one; the default is ``full``
 where CUDA is present and ``quick`` elsewhere.
 """
 

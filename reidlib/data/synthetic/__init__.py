@@ -1,4 +1,4 @@
-"""The embedded synthetic multi-camera world (COURSE_PLAN.md, "The synthetic world")."""
+"""The embedded synthetic multi-camera world (docs/course_plan.md, "The synthetic world")."""
 
 from reidlib.data.synthetic.export import export_market1501
 from reidlib.data.synthetic.spec import DOMAINS, SIZES
