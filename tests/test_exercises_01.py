@@ -235,8 +235,8 @@ def test_q2b_hand_made_answer_agrees_with_buc_labels():
     # decides between (cluster, 1.5) and (1.5, 3) as the public check expects.
     positions = public_q2b.POSITIONS[:, None]
     for lam, expected in ((0.0, [0, 0, 0, 0, 1]), (0.5, [0, 0, 0, 1, 1])):
-        assert buc_labels(positions, 3, lam).tolist() == [0, 0, 0, 1, 2]
-        assert buc_labels(positions, 2, lam).tolist() == expected
+        assert buc_labels(positions, 3, lam, metric="euclidean").tolist() == [0, 0, 0, 1, 2]
+        assert buc_labels(positions, 2, lam, metric="euclidean").tolist() == expected
 
 
 def test_q3_q4_worked_example_agrees_with_label_quality():

@@ -27,9 +27,14 @@ def d(x, i, j):
     return float(np.sqrt(((x[i] - x[j]) ** 2).sum()))
 
 
-def buc_criterion(x, lam):
-    """Eq. 2 written out with loops."""
-    return lambda a, b: min(d(x, i, j) for i in a for j in b) + lam * (len(a) + len(b))
+def sq(x, i, j):
+    """Squared Euclidean distance, the d of BUC's official code (reid/bottom_up.py)."""
+    return float(((x[i] - x[j]) ** 2).sum())
+
+
+def buc_criterion(x, lam, dist=sq):
+    """Eq. 2 written out with loops (squared distance unless told otherwise)."""
+    return lambda a, b: min(dist(x, i, j) for i in a for j in b) + lam * (len(a) + len(b))
 
 
 def hct_criterion(x):
@@ -49,31 +54,44 @@ def brute_agglomerate(n, n_clusters, crit):
     return to_labels(clusters, n)
 
 
-def brute_buc_staged(x, n_clusters, lam, per_stage):
-    """BUC stages: all Eq. 2 values on stage-start clusters, merge the smallest first."""
+def reference_buc(x, n_clusters, lam, per_stage, dist=sq):
+    """BUC's stages the way its official code makes them, as plain loops over image pairs.
+
+    A stage scores every pair of images i < j in different clusters by
+    dist(i, j) + lam * (|C(i)| + |C(j)|), sizes taken at the stage start; it walks the pairs in
+    increasing order (ties: lower (i, j) first, a stable sort) and joins their clusters, the
+    smaller label winning, until per_stage clusters are gone; a pair whose clusters were joined
+    earlier in the stage changes nothing. The first pair met of two clusters is their closest
+    pair: single linkage is never computed, it falls out of the walk. Labels start as the image
+    indices and end renumbered in sorted order, as BUC does. Unlike BUC (a fixed number of
+    stages) this stops at n_clusters.
+    """
     n = len(x)
-    clusters = [[i] for i in range(n)]
-    crit = buc_criterion(x, lam)
-    while len(clusters) > n_clusters:
-        todo = min(per_stage, len(clusters) - n_clusters)
+    table = [[dist(x, i, j) for j in range(n)] for i in range(n)]
+    label = list(range(n))
+    while len(set(label)) > n_clusters:
+        before = len(set(label))
+        todo = min(per_stage, before - n_clusters)
+        size = {c: label.count(c) for c in label}
         pairs = sorted(
-            (crit(clusters[p], clusters[q]), p, q)
-            for p, q in itertools.combinations(range(len(clusters)), 2)
+            (table[i][j] + lam * (size[label[i]] + size[label[j]]), i, j)
+            for i in range(n) for j in range(i + 1, n) if label[i] != label[j]
         )
-        group = list(range(len(clusters)))
-        done = 0
-        for _, p, q in pairs:
-            if group[p] != group[q]:
-                old, new = max(group[p], group[q]), min(group[p], group[q])
-                group = [new if g == old else g for g in group]
-                done += 1
-                if done == todo:
-                    break
-        merged = {}
-        for c, g in enumerate(group):
-            merged.setdefault(g, []).extend(clusters[c])
-        clusters = list(merged.values())
-    return to_labels(clusters, n)
+        for _, i, j in pairs:
+            keep, gone = min(label[i], label[j]), max(label[i], label[j])
+            label = [keep if c == gone else c for c in label]
+            if before - len(set(label)) == todo:
+                break
+    return np.unique(label, return_inverse=True)[1].ravel()
+
+
+def unit_rows(n, dim, seed, n_people=0, spread=0.35):
+    """L2-normalised toy features (BUC clusters unit vectors); n_people > 0 gives groups."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim))
+    if n_people:
+        x = rng.normal(size=(n_people, dim))[rng.integers(0, n_people, n)] + spread * x
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def blobs(per_blob=15, n_blobs=4, dim=6, seed=0, spread=20.0):
@@ -83,6 +101,8 @@ def blobs(per_blob=15, n_blobs=4, dim=6, seed=0, spread=20.0):
     return centres[truth] + rng.normal(size=(len(truth), dim)), truth
 
 
+# These brute-force references use the squared distance since buc_labels follows BUC's official
+# code there; with the plain distance (the old d) the lam > 0 cases merge differently.
 @pytest.mark.parametrize("seed, n_clusters, lam", [(0, 5, 0.0), (1, 3, 0.05), (2, 8, 0.3)])
 def test_buc_matches_brute_force_one_merge_at_a_time(seed, n_clusters, lam):
     x = np.random.default_rng(seed).normal(size=(30, 4))
@@ -92,13 +112,61 @@ def test_buc_matches_brute_force_one_merge_at_a_time(seed, n_clusters, lam):
     np.testing.assert_array_equal(got, brute_agglomerate(30, n_clusters, buc_criterion(x, lam)))
 
 
-@pytest.mark.parametrize("seed, n_clusters, lam, fraction", [(3, 4, 0.1, 0.1), (4, 7, 0.5, 0.2)])
-def test_buc_staged_matches_brute_force(seed, n_clusters, lam, fraction):
+@pytest.mark.parametrize("seed, n_clusters, lam", [(1, 3, 0.05), (2, 8, 0.3)])
+def test_buc_euclidean_metric_is_eq2_on_the_plain_distance(seed, n_clusters, lam):
     x = np.random.default_rng(seed).normal(size=(30, 4))
+    got = buc_labels(x, n_clusters, diversity=lam, metric="euclidean")
+    np.testing.assert_array_equal(
+        got, brute_agglomerate(30, n_clusters, buc_criterion(x, lam, dist=d)))
+
+
+@pytest.mark.parametrize(
+    "n, seed, people, n_clusters, lam, fraction",
+    [
+        (60, 0, 0, 12, 0.005, 0.05),  # BUC's defaults: lambda 0.005, merge percent 0.05
+        (60, 1, 8, 8, 0.003, 0.05),  # the lambda of BUC's run script
+        (45, 0, 0, 6, 0.05, 0.1),  # 4.5 merges per stage: BUC makes int(4.5) = 4
+        (70, 1, 0, 10, 0.01, 0.03),  # 2.1: 2 merges per stage
+        (45, 3, 6, 5, 0.1, 0.2),
+        (80, 1, 10, 10, 0.1, None),  # one merge per stage
+        (30, 4, 0, 4, 0.3, 0.5),
+        (50, 5, 0, 7, 0.0, 0.1),  # no diversity term: single linkage in stages
+    ],
+)
+def test_buc_matches_the_official_stages(n, seed, people, n_clusters, lam, fraction):
+    # in all but the last case lambda changes the reference's partition, and in the 4.5 and 2.1
+    # cases so does rounding the merges per stage up instead of down as BUC does
+    x = unit_rows(n, 8, seed, people)
+    per_stage = 1 if fraction is None else int(n * fraction)
     got = buc_labels(x, n_clusters, diversity=lam, merge_fraction=fraction)
-    assert len(np.unique(got)) == n_clusters
-    want = brute_buc_staged(x, n_clusters, lam, per_stage=int(np.ceil(fraction * 30)))
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got, reference_buc(x, n_clusters, lam, per_stage))
+
+
+def test_buc_lambda_is_on_the_scale_of_bucs_code():
+    # on unit features, BUC's lambda and merge percent give another partition with the plain
+    # distance: the metric matters, and the default is the official one
+    x = unit_rows(60, 8, 0)
+    want = reference_buc(x, 12, 0.005, per_stage=3)
+    plain = reference_buc(x, 12, 0.005, per_stage=3, dist=d)
+    assert adjusted_rand_score(want, plain) < 1.0
+    np.testing.assert_array_equal(buc_labels(x, 12, merge_fraction=0.05), want)
+    np.testing.assert_array_equal(
+        buc_labels(x, 12, merge_fraction=0.05, metric="euclidean"), plain)
+
+
+@pytest.mark.parametrize("seed", [10, 15, 82])
+def test_buc_ties_on_a_lattice_match_brute_force(seed):
+    # whole-number squared distances tie all the time: both paths must take the lowest pair.
+    # These seeds once caught the cached path keeping a higher tied partner (lambda 0).
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 14))
+    x = rng.integers(0, 6, size=(n, int(rng.integers(1, 3)))).astype(float)
+    for lam in (0.0, 0.5):
+        for c in range(1, n):
+            want = brute_agglomerate(n, c, buc_criterion(x, lam))
+            np.testing.assert_array_equal(buc_labels(x, c, diversity=lam), want)
+            np.testing.assert_array_equal(buc_labels(x, c, diversity=lam, merge_fraction=1 / n),
+                                          want)
 
 
 def test_buc_one_merge_per_stage_equals_one_by_one_on_more_points():
@@ -114,21 +182,46 @@ def test_buc_staged_differs_from_one_by_one_when_sizes_matter():
     x = np.random.default_rng(5).normal(size=(30, 4))
     one = buc_labels(x, 4, diversity=0.5)
     staged = buc_labels(x, 4, diversity=0.5, merge_fraction=0.5)
-    np.testing.assert_array_equal(staged, brute_buc_staged(x, 4, 0.5, per_stage=15))
+    np.testing.assert_array_equal(staged, reference_buc(x, 4, 0.5, per_stage=15))
     assert adjusted_rand_score(one, staged) < 1.0
 
 
 def test_buc_diversity_term_lets_the_small_cluster_merge_first():
     # a tight big cluster near 0, a single image at 2.0 and a probe at 1.0 that is slightly
-    # closer to the big cluster (0.97) than to the small one (1.0)
+    # closer to the big cluster (squared distance 0.97^2 = 0.9409) than to the small one (1.0)
     x = np.array([0.0, 0.01, 0.02, 0.03, 2.0, 1.0])[:, None]
     plain = buc_labels(x, 2, diversity=0.0)
     np.testing.assert_array_equal(plain, [0, 0, 0, 0, 1, 0])  # minimum distance: joins the big
-    diverse = buc_labels(x, 2, diversity=0.1)  # 0.97 + 0.1 * 5 > 1.0 + 0.1 * 2
+    diverse = buc_labels(x, 2, diversity=0.1)  # 0.9409 + 0.1 * 5 > 1.0 + 0.1 * 2
     np.testing.assert_array_equal(diverse, [0, 0, 0, 0, 1, 1])
     np.testing.assert_array_equal(
         diverse, brute_agglomerate(len(x), 2, buc_criterion(x, 0.1))
     )
+
+
+def test_buc_squared_distance_decides_a_hand_case():
+    # a cluster at -1.0 .. -1.02, a probe at 0 and an image at 1.15, lambda 0.1. Squared:
+    # probe to cluster 1.0 + 0.1 * 4 = 1.4 < probe to image 1.3225 + 0.1 * 2 = 1.5225.
+    # Plain distance: 1.0 + 0.4 = 1.4 > 1.15 + 0.2 = 1.35, the probe joins the image.
+    x = np.array([-1.0, -1.01, -1.02, 0.0, 1.15])[:, None]
+    np.testing.assert_array_equal(buc_labels(x, 2, diversity=0.1), [0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(
+        buc_labels(x, 2, diversity=0.1, metric="euclidean"), [0, 0, 0, 1, 1])
+
+
+def test_buc_ties_go_to_the_lower_pair():
+    # 0, 1, 2, 3 on a line: the three neighbour pairs tie at squared distance 1
+    x = np.arange(4.0)[:, None]
+    # lambda 0: (0, 1) first, then {0, 1}-2 and 2-3 tie at 1 and the lower pair wins
+    np.testing.assert_array_equal(buc_labels(x, 2, diversity=0.0), [0, 0, 0, 1])
+    # lambda 0.1: {0, 1}-2 costs 1 + 0.3, 2-3 costs 1 + 0.2
+    np.testing.assert_array_equal(buc_labels(x, 2, diversity=0.1), [0, 0, 1, 1])
+    # one stage of int(4 * 0.5) = 2 merges on singleton sizes: (0, 1) then (1, 2)
+    np.testing.assert_array_equal(buc_labels(x, 2, diversity=0.1, merge_fraction=0.5),
+                                  [0, 0, 0, 1])
+    for lam, per_stage, want in ((0.0, 1, [0, 0, 0, 1]), (0.1, 1, [0, 0, 1, 1]),
+                                 (0.1, 2, [0, 0, 0, 1])):
+        np.testing.assert_array_equal(reference_buc(x, 2, lam, per_stage), want)
 
 
 def test_buc_separates_blobs_and_accepts_tensors():
@@ -145,6 +238,8 @@ def test_buc_edge_counts():
     np.testing.assert_array_equal(buc_labels(x, 1), np.zeros(10))
     np.testing.assert_array_equal(buc_labels(x, 1, merge_fraction=1.0), np.zeros(10))
     np.testing.assert_array_equal(buc_labels(x[:1], 1), [0])
+    # int(10 * 0.01) = 0 merges per stage would never end: a stage makes at least one
+    np.testing.assert_array_equal(buc_labels(x, 3, merge_fraction=0.01), buc_labels(x, 3))
 
 
 @pytest.mark.parametrize(
@@ -155,6 +250,9 @@ def test_buc_edge_counts():
         (np.full((4, 2), np.nan), {"n_clusters": 1}, "NaN"),
         (np.zeros((4, 2)), {"n_clusters": 0}, "n_clusters"),
         (np.zeros((4, 2)), {"n_clusters": 5}, "n_clusters"),
+        (np.zeros((4, 2)), {"n_clusters": 2.5}, "n_clusters must be an integer"),
+        (np.zeros((4, 2)), {"n_clusters": 2, "diversity": float("nan")}, "diversity"),
+        (np.zeros((4, 2)), {"n_clusters": 2, "metric": "cosine"}, "metric must be one of"),
         (np.zeros((4, 2)), {"n_clusters": 2, "diversity": -1.0}, "diversity"),
         (np.zeros((4, 2)), {"n_clusters": 2, "merge_fraction": 0.0}, "merge_fraction"),
         (np.zeros((4, 2)), {"n_clusters": 2, "merge_fraction": 1.5}, "merge_fraction"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from reidlib.checks import features_2d, int_in_range, labels_1d, one_of, real_in_range, unit_rows
 from reidlib.pseudo_labels.jaccard import nearest_neighbours
 
 OUTLIER = -1
@@ -122,8 +123,7 @@ def credible_mask(features, labels, k: int = 10, knn_threshold: float | None = N
         is. DCML relaxes the thresholds as training goes on (more, harder images as the
         features improve); that schedule belongs to the training loop.
     """
-    if knn not in KNN_MEASURES:
-        raise ValueError(f"knn must be one of {KNN_MEASURES}, got {knn!r}")
+    one_of(knn, "knn", KNN_MEASURES)
     x, labels = _check_inputs(features, labels)  # once, not again in each score
     keep = labels != OUTLIER
     if knn_threshold is not None:
@@ -138,9 +138,7 @@ def credible_mask(features, labels, k: int = 10, knn_threshold: float | None = N
 
 
 def _at_least(score: np.ndarray, threshold, name: str) -> np.ndarray:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not np.isfinite(threshold):
-        raise ValueError(f"{name} must be a finite number or None, got {threshold!r}")
+    threshold = real_in_range(threshold, name, allow_none=True)
     with np.errstate(invalid="ignore"):
         return score >= threshold  # NaN (outlier, singleton) compares False
 
@@ -154,33 +152,12 @@ def _clusters(labels: np.ndarray) -> list[np.ndarray]:
 
 
 def _check_inputs(features, labels) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) float32 L2-normalised rows and (N,) int64 labels, on the CPU, checked."""
-    if hasattr(features, "detach"):
-        features = features.detach().float().cpu().numpy()
-    x = np.asarray(features)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"features must be a 2-D (N, D) array with N, D >= 1, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise TypeError(f"features must be numeric, got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError("cosine similarities need non-zero feature rows (some have norm 0)")
-    labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
-    if labels.shape != (len(x),):
-        raise ValueError(f"labels must have shape (N,) = ({len(x)},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be integers, got dtype {labels.dtype}")
-    if (labels < OUTLIER).any():
-        raise ValueError("labels must be >= 0, or -1 for outliers; got values below -1")
-    return x / norms, labels.astype(np.int64)
+    """(N, D) float32 L2-normalised rows and (N,) int64 labels (-1 = outlier), on the CPU."""
+    x = features_2d(features, dtype=np.float32)
+    return unit_rows(x), labels_1d(labels, len(x))
 
 
 def _check_k(k, n: int | None) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    if n is not None and k > n - 1:
-        raise ValueError(f"k must satisfy 1 <= k <= N - 1 = {n - 1}, got k={k}")
-    return int(k)
+    if n is None:
+        return int_in_range(k, "k", 1)
+    return int_in_range(k, "k", 1, n - 1, hi_name="N - 1")

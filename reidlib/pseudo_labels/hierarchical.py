@@ -3,8 +3,9 @@
 - :func:`buc_labels`: bottom-up clustering (BUC [52], Lin et al., AAAI 2019). Every image starts
   as its own cluster; the pair with the smallest Eq. 2 criterion
   ``D(A, B) = min_{a in A, b in B} d(a, b) + lambda (|A| + |B|)`` is merged, where d is the
-  Euclidean distance. The diversity term lambda (|A| + |B|) makes big clusters expensive to grow,
-  so small ones are absorbed first and no dominant cluster swallows the data set.
+  squared Euclidean distance, as in BUC's official code (so lambda means what BUC's
+  ``size_penalty`` means). The diversity term lambda (|A| + |B|) makes big clusters expensive
+  to grow, so small ones are absorbed first and no dominant cluster swallows the data set.
 - :func:`hct_labels`: HCT [54] (Zeng et al., CVPR 2020) replaces the minimum by the mean of all
   pairwise distances (Eq. 3, average linkage), which one hard pair cannot dominate.
 - :func:`reciprocal_filter`: SMP [71] (Liu, Wang and Lu, ICCV 2017) drops labels that no
@@ -13,33 +14,15 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import pdist, squareform
 
+from reidlib.checks import features_2d, int_in_range, labels_1d, one_of, real_in_range
 from reidlib.pseudo_labels.jaccard import nearest_neighbours
 
-
-def _as_features(features) -> np.ndarray:
-    """(N, D) finite float64 array from an array or tensor (copied to the CPU)."""
-    if hasattr(features, "detach"):
-        features = features.detach().cpu().numpy()
-    x = np.asarray(features)
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise ValueError(f"features must be a 2-D (N, D) array with N, D >= 1, got shape {x.shape}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
-    return x
-
-
-def _check_n_clusters(n_clusters, n: int) -> int:
-    if not 1 <= int(n_clusters) <= n:
-        raise ValueError(f"n_clusters must satisfy 1 <= n_clusters <= N = {n}, got {n_clusters}")
-    return int(n_clusters)
+BUC_METRICS = ("sqeuclidean", "euclidean")
 
 
 def _first_seen_ids(groups: np.ndarray) -> np.ndarray:
@@ -52,25 +35,48 @@ def _first_seen_ids(groups: np.ndarray) -> np.ndarray:
 
 def buc_labels(
     features, n_clusters: int, diversity: float = 0.005, merge_fraction: float | None = None,
-    max_n: int = 5000,
+    max_n: int = 5000, metric: str = "sqeuclidean",
 ) -> np.ndarray:
-    """BUC bottom-up clustering pseudo-labels with the Eq. 2 criterion (survey §3.1, BUC [52]).
+    """BUC bottom-up clustering pseudo-labels with the Eq. 2 criterion (survey §3.1, Eq. 2;
+    BUC [52], Lin et al., "A Bottom-up Clustering Approach to Unsupervised Person
+    Re-identification", AAAI 2019).
 
-    ``D(A, B) = min_{a in A, b in B} ||a - b|| + diversity * (|A| + |B|)``. BUC's default
-    lambda 0.005 assumes L2-normalised features (distances in [0, 2]).
+    ``D(A, B) = min_{a in A, b in B} d(a, b) + diversity * (|A| + |B|)``: the paper's minimum
+    distance criterion (single linkage) plus its diversity term. As in BUC's official code,
+    d is the *squared* Euclidean distance ``||a - b||^2`` between single images, so
+    ``diversity`` is that code's ``size_penalty`` lambda on the same scale. BUC clusters
+    L2-normalised features (its model normalises the pooled features it clusters), where
+    ``||a - b||^2 = 2 - 2 cos(a, b)`` lies in [0, 4]; its lambdas (0.005 by default, 0.003 in
+    its run script) assume that scale, so pass L2-normalised features (as reidlib's
+    ``extract_features`` returns them) to reuse them. Nothing is normalised here.
+
+    As in the official code: a cluster pair's criterion is its closest image pair plus lambda
+    times the two sizes; a stage (``merge_fraction`` = BUC's merge percent mp) scores every
+    pair on the clusters and sizes of the stage start, walks the pairs from the smallest D up
+    and makes ``int(mp N)`` merges (N images, the same count every stage), skipping a pair
+    already joined earlier in the stage; ids are numbered by smallest member (BUC keeps the
+    smaller label on a merge, then renumbers the sorted labels), i.e. by first appearance.
+
+    Deliberate differences: (1) BUC runs ``int(1 / mp) - 1`` stages and retrains the model
+    between them; here the features are fixed and merging stops at exactly ``n_clusters``
+    (the last stage makes fewer merges). (2) Ties: BUC sorts with numpy's unstable argsort, so
+    equal criteria come in no defined order; here the pair of lower cluster ids (as numbered
+    above) goes first. (3) ``merge_fraction=None`` (the default) makes one merge per stage and
+    updates sizes after each: exact greedy agglomeration, the limit mp -> 1/N, not BUC's
+    mp = 0.05. (4) A stage makes at least one merge even when ``int(mp N)`` is 0. (5) Distances
+    are exact float64 differences, not BUC's float32 ``|a|^2 + |b|^2 - 2 a.b``.
 
     Args:
         features: (N, D) float array or tensor.
         n_clusters: clusters left at the end, 1 <= n_clusters <= N.
         diversity: lambda >= 0 of Eq. 2; 0 gives plain single linkage.
         merge_fraction: None merges one pair at a time, recomputing cluster sizes after each
-            merge (exact greedy agglomeration). A value f in (0, 1] mimics BUC's training
-            stages: each stage evaluates D on the clusters (and sizes) at the start of the
-            stage, then walks the pairs from the smallest D up and merges ceil(f N) of them
-            (fewer in the last stage, so that exactly ``n_clusters`` remain), skipping a pair
-            already joined earlier in the same stage (as BUC's code does).
+            merge. A value f in (0, 1] gives BUC's stages of ``max(1, int(f N))`` merges.
         max_n: refuse N above this. The cluster-level distance matrix is dense N x N float64
             (N = 5000 takes 200 MB).
+        metric: "sqeuclidean" (BUC's code, above) or "euclidean" (the plain distance
+            ``||a - b||``, as the course's Eq. 2 exercises use it; lambda is then on another
+            scale than BUC's: lambda_euclid = 0.005 is not BUC's 0.005).
 
     Returns:
         (N,) int64 cluster ids 0..n_clusters-1 (numbered by first appearance); no outliers.
@@ -78,24 +84,26 @@ def buc_labels(
     Why by hand: no library agglomerates with a size-dependent criterion; single-linkage
     minima are kept in a cluster-level matrix updated by ``min`` on each merge.
     """
-    x = _as_features(features)
+    x = features_2d(features, dtype=np.float64)
     n = len(x)
-    if n > int(max_n):
+    max_n = int_in_range(max_n, "max_n", 1)
+    if n > max_n:
         raise ValueError(
             f"buc_labels keeps a dense N x N distance matrix; N = {n} > max_n = {max_n} "
             "(raise max_n if you have the memory, about 8 N^2 bytes)"
         )
-    n_clusters = _check_n_clusters(n_clusters, n)
-    if not (np.isfinite(diversity) and diversity >= 0):
-        raise ValueError(f"diversity must be a finite lambda >= 0, got {diversity}")
-    if merge_fraction is not None and not 0 < merge_fraction <= 1:
-        raise ValueError(f"merge_fraction must be None or in (0, 1], got {merge_fraction}")
-    dist = squareform(pdist(x)) if n > 1 else np.zeros((1, 1))
+    n_clusters = int_in_range(n_clusters, "n_clusters", 1, n, hi_name="N")
+    lam = real_in_range(diversity, "diversity", lo=0.0)
+    merge_fraction = real_in_range(merge_fraction, "merge_fraction", lo=0.0, hi=1.0,
+                                   lo_open=True, allow_none=True)
+    metric = one_of(metric, "metric", BUC_METRICS)
+    dist = squareform(pdist(x, metric)) if n > 1 else np.zeros((1, 1))
     if merge_fraction is None:
-        groups = _buc_one_by_one(dist, n_clusters, float(diversity))
+        groups = _buc_one_by_one(dist, n_clusters, lam)
     else:
-        per_stage = max(1, math.ceil(merge_fraction * n))
-        groups = _buc_staged(dist, n_clusters, float(diversity), per_stage)
+        # int(), not ceil: BUC's nums_to_merge = int(N * merge_percent)
+        per_stage = max(1, int(merge_fraction * n))
+        groups = _buc_staged(dist, n_clusters, lam, per_stage)
     return _first_seen_ids(groups)
 
 
@@ -132,7 +140,10 @@ def _buc_one_by_one(dist: np.ndarray, n_clusters: int, lam: float) -> np.ndarray
         stale = np.union1d(stale[np.isfinite(best_val[stale])], [a])
         # every other active row only sees column a change: compare with its cache
         crit_a = m[:, a] + lam * (size + size[a])
-        better = crit_a < best_val
+        # a tie goes to the lower column, as in a full scan (argmin); a can tie a row's cached
+        # minimum when lam = 0 and b held it
+        better = (crit_a < best_val) | (
+            (crit_a == best_val) & (a < best_col) & np.isfinite(crit_a))
         best_col[better] = a
         best_val[better] = crit_a[better]
         if len(stale):
@@ -204,8 +215,8 @@ def hct_labels(features, n_clusters: int) -> np.ndarray:
     Returns:
         (N,) int64 cluster ids 0..C-1 (numbered by first appearance); no outliers.
     """
-    x = _as_features(features)
-    n_clusters = _check_n_clusters(n_clusters, len(x))
+    x = features_2d(features, dtype=np.float64)
+    n_clusters = int_in_range(n_clusters, "n_clusters", 1, len(x), hi_name="N")
     if len(x) == 1:
         return np.zeros(1, dtype=np.int64)
     tree = linkage(x, method="average", metric="euclidean")
@@ -227,16 +238,10 @@ def reciprocal_filter(features, labels, k: int) -> np.ndarray:
     Returns:
         (N,) int64 filtered labels (a copy; ids are not renumbered).
     """
-    x = _as_features(features)
+    x = features_2d(features, dtype=np.float64)
     n = len(x)
-    labels = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape (N,) = ({n},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
-    if not 1 <= int(k) <= n - 1:
-        raise ValueError(f"k must satisfy 1 <= k <= N - 1 = {n - 1}, got k={k}")
-    k = int(k)
+    labels = labels_1d(labels, n)
+    k = int_in_range(k, "k", 1, n - 1, hi_name="N - 1")
     # the k nearest *other* rows: nearest_neighbours puts each row itself in column 0
     _, nn = nearest_neighbours(np.ascontiguousarray(x, dtype=np.float32), k + 1, "euclidean")
     nn = nn[:, 1:]

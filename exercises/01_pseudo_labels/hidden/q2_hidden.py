@@ -70,7 +70,9 @@ def against_buc_labels(buc_merge_cost):
     dist = cdist(points, points)
     for lam in (0.0, 0.2, 1.0):
         for c in range(12, 1, -1):
-            labels, fewer = buc_labels(points, c, lam), buc_labels(points, c - 1, lam)
+            # the exercise's cost uses the plain distance (cdist), not BUC's squared one
+            labels = buc_labels(points, c, lam, metric="euclidean")
+            fewer = buc_labels(points, c - 1, lam, metric="euclidean")
             joined = _merged_pair(labels, fewer)
             costs = {
                 (a, b): _cost(buc_merge_cost, dist, labels, a, b, lam)

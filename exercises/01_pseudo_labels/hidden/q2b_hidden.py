@@ -101,7 +101,7 @@ def replay_buc_labels(buc_next_merge):
                 "ids present in labels, the smaller first"
             )
             labels = np.where(labels == b, a, labels)
-            expected = buc_labels(points, c, lam)
+            expected = buc_labels(points, c, lam, metric="euclidean")
             assert _canonical(labels.tolist()) == expected.tolist(), (
                 f"with lam={lam}, merging your choice ({a}, {b}) gives the clusters "
                 f"{_canonical(labels.tolist())}, but reidlib's BUC with {c} clusters gives "
