@@ -33,16 +33,17 @@ def _nll(logits, target):
 # --- references -------------------------------------------------------------------------------
 
 def instance_reference(bank, emb, indices, k, tau=TAU):
-    """ECN: own slot weight 1, the k most similar *other* slots weight 1/k."""
+    """ECN's code: weight 1/k on the k most similar slots (the own slot may be one of them),
+    then the own slot's weight set to 1."""
     bank = torch.stack([_unit(m) for m in bank.double()])
     total = 0
     for e, i in zip(emb, indices.tolist(), strict=True):
         logits = bank @ _unit(e.double()) / tau
-        total = total + _nll(logits, i)
         sims = logits.detach().tolist()
-        others = sorted((j for j in range(len(bank)) if j != i), key=lambda j: -sims[j])
-        for j in others[:k]:
-            total = total + _nll(logits, j) / k
+        weights = dict.fromkeys(sorted(range(len(bank)), key=lambda j: -sims[j])[:k], 1 / max(k, 1))
+        weights[i] = 1.0
+        for j, w in weights.items():
+            total = total + w * _nll(logits, j)
     return total / len(emb)
 
 
@@ -114,17 +115,15 @@ def test_instance_loss_matches_loop_reference(k):
     assert memory(emb, indices).item() == pytest.approx(float(ref), rel=1e-5)
 
 
-def test_instance_neighbours_exclude_the_own_slot_by_index():
-    # The embedding of row 0 looks exactly like slot 1: slot 0 must still get weight 1 and
-    # slot 1 (the nearest *other* slot) 1/k, not slot 0 counted twice.
-    features = torch.eye(3)
-    memory = InstanceMemory(features, temperature=1.0, k=1)
-    x = torch.tensor([[0.0, 1.0, 0.0]])
-    # logits (0, 1, 0): -log p_0 - log p_1 = 2 log(2 + e) - 1
-    expected = 2 * math.log(2 + math.e) - 1
-    assert memory(x, torch.tensor([0])).item() == pytest.approx(expected, rel=1e-6)
-    # counting slot 0 as its own neighbour would give -2 log p_0 = 2 log(2 + e) instead
-    assert memory(x, torch.tensor([0])).item() != pytest.approx(2 * math.log(2 + math.e))
+def test_instance_neighbours_count_the_own_slot_as_ecn_does():
+    # The embedding of row 0 is closest to its own slot: with k=2 ECN's code gives slot 0
+    # weight 1 (not 1 + 1/2) and the one other nearest slot (slot 1) 1/2.
+    features = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 1.0]])
+    memory = InstanceMemory(features, temperature=1.0, k=2)
+    x = torch.tensor([[1.0, 0.0, 0.0]])
+    logp = torch.log_softmax(features @ x[0], dim=0)
+    expected = -(logp[0] + 0.5 * logp[1])
+    assert memory(x, torch.tensor([0])).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_cluster_loss_matches_loop_reference():
@@ -442,8 +441,8 @@ def test_bad_constructor_arguments_raise_clear_errors():
         InstanceMemory(features, momentum=1.5)
     with pytest.raises(ValueError, match="temperature"):
         ClusterMemory(features, LABELS, temperature=0.0)
-    with pytest.raises(ValueError, match=rf"\[0, {N - 1}\]"):
-        InstanceMemory(features, k=N)
+    with pytest.raises(ValueError, match=rf"\[0, {N}\]"):
+        InstanceMemory(features, k=N + 1)
     memory = InstanceMemory(features, k=2)
     memory.k = -1  # switched later by a training loop: checked at use
     with pytest.raises(ValueError, match="k "):

@@ -10,12 +10,12 @@ from fakes import colour_identity_set
 from reidlib.data.imageset import ImageSet
 from reidlib.models import build_model
 from reidlib.pseudo_labels import kmeans_labels, label_quality
-from reidlib.pseudo_labels import loop as loop_module
 from reidlib.pseudo_labels.loop import (
     drop_small_clusters,
     majority_correct,
     pseudo_label_rounds,
 )
+from reidlib.training import PseudoLabelClassification
 
 QUALITY_KEYS = {"n_clusters", "n_identities", "outlier_share", "nmi", "ari",
                 "pairwise_precision", "pairwise_recall", "pairwise_f", "purity",
@@ -47,15 +47,15 @@ def brute_force_correct(labels, pids):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Wrap train_supervised: record the ImageSet and kwargs each round trains on."""
+    """Spy on the method's loss: the (rows, labels) of every batch the loop trains on."""
     calls = []
-    real = loop_module.train_supervised
+    real = PseudoLabelClassification.loss
 
-    def spy(model, train, **kwargs):
-        calls.append((train, kwargs))
-        return real(model, train, **kwargs)
+    def spy(self, batch):
+        calls.append((batch.indices.numpy().copy(), batch.labels.numpy().copy()))
+        return real(self, batch)
 
-    monkeypatch.setattr(loop_module, "train_supervised", spy)
+    monkeypatch.setattr(PseudoLabelClassification, "loss", spy)
     return calls
 
 
@@ -67,8 +67,10 @@ def test_two_rounds_with_kmeans(captured):
                                  rounds=2, epochs_per_round=1, p=4, k=4, lr=3.5e-4,
                                  progress=False)
     assert [r.round for r in rounds] == [0, 1]
-    assert len(captured) == 2
-    for r, (seen, kwargs) in zip(rounds, captured, strict=True):
+    per_round = len(captured) // 2
+    assert per_round > 0 and len(captured) == 2 * per_round
+    for i, r in enumerate(rounds):
+        batches = captured[i * per_round:(i + 1) * per_round]
         n = len(train)
         assert r.features.dtype == np.float32 and r.features.shape[0] == n
         np.testing.assert_allclose(np.linalg.norm(r.features, axis=1), 1.0, atol=1e-5)
@@ -86,11 +88,10 @@ def test_two_rounds_with_kmeans(captured):
         np.testing.assert_array_equal(snap.correct, brute_force_correct(r.labels, train.pids))
         # training saw the pseudo-labels of the kept rows, never the true ids
         keep = r.labels != -1
-        np.testing.assert_array_equal(seen.pids, r.labels[keep])
-        assert not np.isin(seen.pids, train.pids).any()
-        np.testing.assert_array_equal(seen.images, train.images[keep])
-        assert kwargs["val_fraction"] == 0 and kwargs["epochs"] == 1
-    assert captured[0][1]["seed"] != captured[1][1]["seed"]
+        rows = np.concatenate([b[0] for b in batches])
+        assert keep[rows].all() and set(rows) == set(np.flatnonzero(keep))
+        for idx, labels in batches:
+            np.testing.assert_array_equal(labels, r.labels[idx])
     # the model was trained in place, and round 1 clustered the trained model's features
     assert any(not torch.equal(a, b) for a, b in zip(before, model.backbone.parameters(),
                                                       strict=True))
@@ -110,12 +111,13 @@ def test_outliers_and_singletons_are_not_trained_on(captured):
                                p=4, k=2, lr=3.5e-4, progress=False)
     expected = cluster(None)
     expected[30] = -1
-    np.testing.assert_array_equal(r.labels, expected)
-    seen, _ = captured[0]
     keep = expected != -1
-    assert len(seen) == keep.sum() == len(train) - 4
-    np.testing.assert_array_equal(seen.pids, expected[keep])
-    np.testing.assert_array_equal(seen.images, train.images[keep])
+    # the labels are the clustering's, renumbered 0..C-1
+    np.testing.assert_array_equal(r.labels == -1, ~keep)
+    np.testing.assert_array_equal(np.unique(expected[keep], return_inverse=True)[1],
+                                  r.labels[keep])
+    rows = np.concatenate([idx for idx, _ in captured])
+    assert set(rows) == set(np.flatnonzero(keep)) and keep.sum() == len(train) - 4
     assert not r.snapshot.correct[~keep].any() and r.snapshot.correct[keep].all()
     assert r.quality["outlier_share"] == pytest.approx(4 / len(train))
 
@@ -147,10 +149,10 @@ def test_majority_correct_hand_case_and_purity():
 @pytest.mark.parametrize(
     ("cluster", "match"),
     [
-        (lambda f: np.zeros(len(f) - 1, dtype=int), r"must return \(72,\) integer"),
-        (lambda f: np.zeros(len(f)), r"must return \(72,\) integer labels, got float64"),
-        (lambda f: np.full(len(f), -2), "labels must be >= 0, or -1"),
-        (lambda f: np.arange(len(f)) % 3, "left 3 clusters .* needs p=4"),
+        (lambda f: np.zeros(len(f) - 1, dtype=int), r"cluster\(features\) must be \(72,\) int"),
+        (lambda f: np.zeros(len(f)), r"must be \(72,\) integers, .* got float64"),
+        (lambda f: np.full(len(f), -2), "must be >= 0, or -1 for outliers"),
+        (lambda f: np.arange(len(f)) % 3, "needs at least p=4 identities .* found 3"),
     ],
 )
 def test_bad_clusterings_raise(cluster, match):

@@ -19,7 +19,7 @@ from reidlib.training import (
     train_supervised,
 )
 from reidlib.training import supervised as supervised_module
-from reidlib.training.supervised import lr_at
+from reidlib.training.loop import lr_at
 
 
 def tiny_imageset(n_ids=12, per_id=8, cams=4, size=(64, 32), seed=0) -> ImageSet:
@@ -206,7 +206,10 @@ def test_lr_schedule():
     assert lr_at(2, 1.0, 10, 2, "cosine") == pytest.approx(1.0)
     assert lr_at(6, 1.0, 10, 2, "cosine") == pytest.approx(0.01 + 0.99 * 0.5)
     assert lr_at(10, 1.0, 10, 2, "cosine") == pytest.approx(0.01)
-    assert [lr_at(t, 1.0, 10, 0, "step") for t in (3.9, 4, 7)] == pytest.approx([1, 0.1, 0.01])
+    steps = [lr_at(t, 1.0, 10, 0, "step", (4, 7)) for t in (3.9, 4, 7)]
+    assert steps == pytest.approx([1, 0.1, 0.01])
+    assert lr_at(9.5, 1.0, 10, 0, "step") == 1.0  # no milestones: constant
+    assert lr_at(9.5, 2.0, 10, 0, "constant") == 2.0
     with pytest.raises(ValueError, match="unknown schedule"):
         lr_at(5, 1.0, 10, 0, "linear")
 
@@ -235,13 +238,14 @@ def test_train_supervised_learns_and_keeps_the_best_model(tmp_path):
     history = train_supervised(
         model, data, **{**TRAIN_ARGS, "epochs": 3}, checkpoint=tmp_path / "c.pt"
     )
-    assert history["loss"][-1] < history["loss"][0]
-    assert len(history["val_mAP"]) == 3 and all(0 < m <= 1 for m in history["val_mAP"])
-    assert history["best_mAP"] == max(history["val_mAP"])
-    assert history["val_mAP"][history["best_epoch"]] == history["best_mAP"]
-    assert history["finished"] and history["images_per_s"] > 0 and history["wall_time"] > 0
+    losses, val = history.column("loss"), history.column("val_mAP")
+    assert losses[-1] < losses[0]
+    assert len(val) == 3 and all(0 < m <= 1 for m in val)
+    assert history.best_mAP == max(val)
+    assert val[history.best_epoch] == history.best_mAP
+    assert history.finished and history.images_per_s > 0 and history.wall_time > 0
     assert model.num_classes == 9 and not model.training  # 12 ids - 3 held out
-    best = torch.load(tmp_path / "c.pt", weights_only=True)["extra"]["best_model"]
+    best = torch.load(tmp_path / "c.pt", weights_only=True)["best"]["models"][0]
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, best[k])
 
@@ -252,8 +256,8 @@ def test_training_without_validation_keeps_last_epoch():
         tiny_imageset(n_ids=6, per_id=4),
         **{**TRAIN_ARGS, "epochs": 1, "val_fraction": 0.0},
     )
-    assert history["best_epoch"] == 0 and history["val_mAP"] == [None]
-    assert math.isnan(history["best_mAP"])
+    assert history.column("val_mAP") == [None] and history.finished
+    assert math.isnan(history.best_mAP)
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
@@ -261,18 +265,18 @@ def test_resume_after_interruption_equals_uninterrupted_run(tmp_path):
     straight = fresh_model()
     h_straight = train_supervised(straight, data, **TRAIN_ARGS)
 
-    def interrupt(epoch, history):
+    def interrupt(record):
         raise KeyboardInterrupt
 
     path = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):
         train_supervised(fresh_model(), data, **TRAIN_ARGS, checkpoint=path, on_epoch_end=interrupt)
-    assert torch.load(path, weights_only=True)["epoch"] == 0
+    assert len(torch.load(path, weights_only=True)["history"]["records"]) == 1
     resumed = fresh_model(seed=123)  # its own init is overwritten by the checkpoint
     h_resumed = train_supervised(resumed, data, **TRAIN_ARGS, checkpoint=path)
-    assert h_resumed["epoch"] == [0, 1]
-    assert h_resumed["loss"] == pytest.approx(h_straight["loss"], rel=1e-5)
-    assert h_resumed["val_mAP"] == pytest.approx(h_straight["val_mAP"], rel=1e-5)
+    assert h_resumed.column("epoch") == [0, 1]
+    assert h_resumed.column("loss") == pytest.approx(h_straight.column("loss"), rel=1e-5)
+    assert h_resumed.column("val_mAP") == pytest.approx(h_straight.column("val_mAP"), rel=1e-5)
     for k, v in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
 
@@ -301,7 +305,7 @@ def test_train_or_load_trains_once_then_loads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(supervised_module, "train_supervised", must_not_train)
     cached, cached_history = train_or_load(data, **args)
-    assert cached_history["loss"] == history["loss"] and not cached.training
+    assert cached_history.column("loss") == history.column("loss") and not cached.training
     for k, v in model.state_dict().items():
         torch.testing.assert_close(cached.state_dict()[k], v)
     with pytest.raises(AssertionError, match="retrained"):  # other arguments: another key

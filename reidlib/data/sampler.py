@@ -95,3 +95,76 @@ class RandomIdentitySampler:
 
     def __len__(self) -> int:
         return len(self.batches())
+
+
+def multi_gallery_pass(labels, camids, k: int, rng: np.random.Generator,
+                       other_cameras: bool = True) -> np.ndarray:
+    """One pass of the reference samplers of SpCL, MMT and Cluster Contrast, as row indices.
+
+    Their ``RandomMultipleGallerySampler``: every label >= 0 once, in random order; for
+    each, one random image (the anchor), then ``k - 1`` more of that label drawn from the
+    images of *other cameras* than the anchor's when there are any (without replacement
+    when at least ``k`` such images exist, else with replacement), otherwise from its
+    other images; a label with a single image contributes the anchor alone (SpCL's
+    outliers enter a pass once each). ``other_cameras=False`` is their camera-free
+    variant (``...NoCam``): the ``k - 1`` are drawn from all other images of the label.
+
+    The camera preference quietly uses camera labels, which "camera-free" recipes report
+    as unsupervised; the flag makes that use explicit (chapter 3 teaches it).
+    """
+    labels, camids = np.asarray(labels), np.asarray(camids)
+    valid = np.flatnonzero(labels >= 0)
+    ids, inverse = np.unique(labels[valid], return_inverse=True)
+    members = np.split(valid[np.argsort(inverse, kind="stable")],
+                       np.cumsum(np.bincount(inverse, minlength=len(ids)))[:-1])
+    out = []
+    for c in rng.permutation(len(ids)):
+        rows = members[c]
+        anchor = rng.choice(rows)
+        out.append(anchor)
+        pool = rows[camids[rows] != camids[anchor]] if other_cameras else rows[:0]
+        if len(pool) == 0:
+            pool = rows[rows != anchor]
+        if len(pool):
+            out.extend(rng.choice(pool, k - 1, replace=len(pool) < k))
+    return np.asarray(out, dtype=np.int64)
+
+
+def iteration_batches(labels, camids, batch_size: int, k: int, iters: int | None, seed: int,
+                      epoch: int, other_cameras: bool = True) -> list[np.ndarray]:
+    """``iters`` batches of ``batch_size`` rows, cut from consecutive sampler passes.
+
+    The reference training scripts (SpCL, MMT, Cluster Contrast) run a fixed number of
+    iterations per epoch (``--iters``): a DataLoader with ``drop_last`` cuts each pass of
+    :func:`multi_gallery_pass` into batches, and a new pass starts when one runs out. A
+    batch is therefore about ``batch_size / k`` labels of ``k`` images, plus single images
+    of one-image labels. ``iters=None``: the batches of one pass. Depends only on
+    ``(seed, epoch)``: a resumed run repeats it.
+    """
+    if batch_size < 1 or k < 1 or (iters is not None and iters < 1):
+        raise ValueError(f"batch_size, k and iters must be >= 1, got {batch_size}, {k}, {iters}")
+    rng = np.random.default_rng([seed, epoch])
+    batches: list[np.ndarray] = []
+    while not batches or (iters is not None and len(batches) < iters):
+        stream = multi_gallery_pass(labels, camids, k, rng, other_cameras)
+        full = len(stream) // batch_size
+        if full == 0:
+            raise ValueError(f"one sampler pass holds {len(stream)} images, fewer than "
+                             f"batch_size={batch_size}: lower the batch size")
+        batches.extend(stream[:full * batch_size].reshape(full, batch_size))
+    return batches if iters is None else batches[:iters]
+
+
+def shuffled_batches(n: int, batch_size: int, seed: int, epoch: int,
+                     iters: int | None = None) -> list[np.ndarray]:
+    """Plain random batches over ``n`` rows (instance-level methods, ECN), a fresh
+    permutation per pass; one full pass (the tail dropped) unless ``iters`` is given."""
+    if n < 1 or batch_size < 1:
+        raise ValueError(f"need n >= 1 rows and batch_size >= 1, got {n}, {batch_size}")
+    size = min(batch_size, n)
+    rng = np.random.default_rng([seed, epoch])
+    batches: list[np.ndarray] = []
+    while not batches or (iters is not None and len(batches) < iters):
+        order = rng.permutation(n)
+        batches.extend(order[:n // size * size].reshape(-1, size))
+    return batches if iters is None else batches[:iters]

@@ -1,46 +1,48 @@
 """Feature learning with noisy pseudo-labels (course chapter 2, survey §3.2, Eq. 4-7).
 
-- :mod:`~reidlib.feature_learning.memory`: ECN's exemplar memory, Cluster Contrast's
-  centroid memory and SpCL's hybrid memory, with momentum updates and a temperature.
-- :mod:`~reidlib.feature_learning.mean_teacher`: temporal-average teachers (MMT).
-- :mod:`~reidlib.feature_learning.parts`: global + upper / lower body features (SSG, PAST).
-- :mod:`~reidlib.feature_learning.selection`: DCML's credible-sample scores.
-- :mod:`~reidlib.feature_learning.noise`: controlled label noise for the chapter's study.
-- :func:`train_unsupervised` and :mod:`~reidlib.feature_learning.methods`: one loop
-  (cluster, build the memory, train) and each method as a small class.
+One small class per paper, each trained by the course's one loop,
+:func:`reidlib.training.fit`:
+
+- :class:`ECN` (exemplar memory), :class:`ClusterContrast` (centroid memory),
+  :class:`SpCL` (hybrid memory, self-paced clustering): the look-up-table loss of Eq. 6-7,
+  on :class:`~reidlib.feature_learning.contrast.MemoryMethod`;
+- :class:`MutualMeanTeaching` (MMT): two networks taught by each other's mean teacher;
+- :class:`PartContrast` (SSG / PAST): global + upper / lower body features;
+- :func:`credible_selector` (DCML): only credible samples train;
+- CE and triplet on pseudo-labels: :class:`reidlib.training.PseudoLabelClassification`.
+
+Building blocks: :mod:`~reidlib.feature_learning.memory` (the three memories),
+:mod:`~reidlib.feature_learning.mean_teacher`, :mod:`~reidlib.feature_learning.parts`,
+:mod:`~reidlib.feature_learning.selection`, :mod:`~reidlib.feature_learning.noise`.
 """
 
-from reidlib.feature_learning.loop import Batch, Epoch, train_unsupervised
+from reidlib.feature_learning.cluster_contrast import ClusterContrast
+from reidlib.feature_learning.dcml import credible_selector
+from reidlib.feature_learning.ecn import ECN
 from reidlib.feature_learning.mean_teacher import MeanTeacherPair, ema_update, make_teacher
 from reidlib.feature_learning.memory import ClusterMemory, HybridMemory, InstanceMemory
-from reidlib.feature_learning.methods import (
-    MemoryContrast,
-    MutualMeanTeaching,
-    PartContrast,
-    PseudoLabelClassification,
-    credible_selector,
-)
+from reidlib.feature_learning.mmt import MutualMeanTeaching
 from reidlib.feature_learning.noise import inject_label_noise
+from reidlib.feature_learning.part_contrast import PartContrast
 from reidlib.feature_learning.parts import PartReidModel, extract_part_features
 from reidlib.feature_learning.selection import credible_mask
+from reidlib.feature_learning.spcl import SpCL
 
 __all__ = [
-    "Batch",
+    "ECN",
+    "ClusterContrast",
     "ClusterMemory",
-    "Epoch",
     "HybridMemory",
     "InstanceMemory",
     "MeanTeacherPair",
-    "MemoryContrast",
     "MutualMeanTeaching",
     "PartContrast",
     "PartReidModel",
-    "PseudoLabelClassification",
+    "SpCL",
     "credible_mask",
     "credible_selector",
     "ema_update",
     "extract_part_features",
     "inject_label_noise",
     "make_teacher",
-    "train_unsupervised",
 ]

@@ -146,6 +146,27 @@ class _Memory(nn.Module):
         self.temperature = float(temperature)
         self.register_buffer("features", _check_features(features))
 
+    @classmethod
+    def from_state(cls, state: dict, **settings):
+        """A memory rebuilt from ``memory.state_dict()`` and its settings (``momentum``,
+        ``temperature`` and the class's own, e.g. ``k``, ``hard``): resuming a run."""
+        memory = cls.__new__(cls)
+        nn.Module.__init__(memory)
+        _check_hyper(settings["momentum"], settings["temperature"])
+        for name, value in settings.items():
+            setattr(memory, name, value)
+        for name, value in state.items():
+            memory.register_buffer(name, value.clone())
+        memory._restored()
+        return memory
+
+    def settings(self) -> dict:
+        """The constructor settings that :meth:`from_state` needs besides the buffers."""
+        return {"momentum": self.momentum, "temperature": self.temperature}
+
+    def _restored(self) -> None:
+        """Derived Python-side state after :meth:`from_state` (none by default)."""
+
     @property
     def num_rows(self) -> int:
         """N, the number of training images the memory indexes."""
@@ -226,17 +247,15 @@ class InstanceMemory(_Memory):
     * exemplar invariance (``k=0``): -log p(i | x_i), Eq. 6-7 with the image's own slot i
       as the target; it pushes each image away from all others, which learns what makes
       images distinct but also separates images of one person;
-    * neighbourhood invariance (``k>0``): -sum_j w_ij log p(j | x_i) with w_ii = 1 and
-      w_ij = 1/k for the k slots j != i most similar to x_i (ECN's Eq. for L_nei). Those
-      neighbours are probably the same person, so they are pulled closer as soft positives.
+    * neighbourhood invariance (``k>0``): -sum_j w_ij log p(j | x_i) over soft targets
+      built as ECN's code builds them: weight 1/k on the k slots most similar to x_i
+      (detached similarities, the image's own slot *included*, so usually k - 1 others),
+      then weight 1 on the own slot i. Those neighbours are probably the same person, so
+      they are pulled closer as soft positives. The weights are not renormalised.
 
-    Choices, following the ECN paper's formula: the k neighbours are found among the
-    *other* slots (ECN's code takes the top-k of all slots, which usually includes slot i
-    itself, so it gets k - 1 neighbours), from the detached similarities of the current
-    embedding to the memory, and the weights are not renormalised (they sum to 2).
-    ECN trains with exemplar invariance only for the first epochs (5 in its code) because
-    early neighbours are unreliable: set ``memory.k`` to switch. ECN also grows its
-    momentum with the epoch (0.01 * epoch); ``memory.momentum`` may be changed likewise.
+    ECN's schedule (exemplar invariance only for epochs 0-4, momentum 0.01 x epoch, slots
+    starting at zero) is the method's business: :class:`reidlib.feature_learning.ECN` sets
+    ``memory.k`` and ``memory.momentum`` each epoch.
     """
 
     def __init__(self, features: torch.Tensor, momentum: float = 0.5,
@@ -252,9 +271,9 @@ class InstanceMemory(_Memory):
         return len(self.features)
 
     def _check_k(self) -> None:
-        if not isinstance(self.k, int) or not 0 <= self.k < len(self.features):
-            raise ValueError(f"k (neighbours per image) must be an int in "
-                             f"[0, {len(self.features) - 1}], got {self.k!r}")
+        if not isinstance(self.k, int) or not 0 <= self.k <= len(self.features):
+            raise ValueError(f"k (neighbours per image, its own slot included) must be an int "
+                             f"in [0, {len(self.features)}], got {self.k!r}")
 
     def _loss(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         self._check_k()
@@ -262,14 +281,16 @@ class InstanceMemory(_Memory):
         if self.k == 0:
             return F.cross_entropy(logits, indices)
         weights = torch.zeros_like(logits)
-        own = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, indices[:, None], True)
-        neighbours = logits.detach().masked_fill(own, float("-inf")).topk(self.k, dim=1).indices
+        neighbours = logits.detach().topk(self.k, dim=1).indices  # the own slot may be one
         weights.scatter_(1, neighbours, 1.0 / self.k)
         weights.scatter_(1, indices[:, None], 1.0)
         return -(weights * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
     def _update(self, x: torch.Tensor, indices: torch.Tensor) -> None:
         momentum_update(self.features, indices, x, self.momentum)
+
+    def settings(self) -> dict:
+        return {**super().settings(), "k": self.k}
 
     def extra_repr(self) -> str:
         return (f"slots={len(self.features)}, dim={self.dim}, k={self.k}, "
@@ -344,6 +365,9 @@ class ClusterMemory(_Memory):
         chosen = first[first < len(y)]
         momentum_update(self.features, y[chosen], x[chosen], self.momentum)
 
+    def settings(self) -> dict:
+        return {**super().settings(), "hard": self.hard}
+
     def extra_repr(self) -> str:
         outliers = int((self.labels < 0).sum())
         return (f"clusters={self.num_classes}, outliers={outliers}, dim={self.dim}, "
@@ -406,6 +430,10 @@ class HybridMemory(_Memory):
     def targets(self) -> torch.Tensor:
         """(C + O, D): the cluster centroids, then the outliers' instance features."""
         return _class_means(self.features, self.labels, self.num_classes)
+
+    def _restored(self) -> None:
+        self.num_clusters = len(self.cluster_ids)
+        self.num_outliers = len(self.labels) and int(self.labels.max()) + 1 - self.num_clusters
 
     def _loss(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self._logits(x, self.targets()), self.labels[indices])

@@ -13,13 +13,26 @@
 from reidlib.pseudo_labels.generators import dbscan_labels, jaccard_dbscan, kmeans_labels
 from reidlib.pseudo_labels.hierarchical import buc_labels, hct_labels, reciprocal_filter
 from reidlib.pseudo_labels.jaccard import jaccard_distance
-from reidlib.pseudo_labels.loop import Round, pseudo_label_rounds
+from reidlib.pseudo_labels.labels import OUTLIER, drop_small_clusters
 from reidlib.pseudo_labels.quality import label_quality
 
+
+def __getattr__(name: str):
+    # The loop trains through reidlib.training, which itself imports this package's
+    # label helpers: loaded on first use to keep the import graph acyclic.
+    if name in ("Round", "pseudo_label_rounds"):
+        from reidlib.pseudo_labels import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "OUTLIER",
     "Round",
     "buc_labels",
     "dbscan_labels",
+    "drop_small_clusters",
     "hct_labels",
     "jaccard_dbscan",
     "jaccard_distance",

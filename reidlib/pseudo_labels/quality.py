@@ -31,7 +31,9 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-OUTLIER = -1
+from reidlib.data.imageset import ImageSet
+from reidlib.pseudo_labels.labels import OUTLIER
+from reidlib.viz.explorer import Snapshot
 
 
 def label_quality(pred, true, camids=None) -> dict:
@@ -146,3 +148,47 @@ def _check_labels(pred, true, camids):
     if (pred < OUTLIER).any():
         raise ValueError(f"pred must be cluster ids >= 0 or -1 for outliers, got {pred.min()}")
     return pred, true, camids
+
+
+def majority_correct(labels: np.ndarray, pids: np.ndarray) -> np.ndarray:
+    """(N,) bools: the point's true id is its cluster's majority id; outliers are False.
+
+    Ties go to the smallest id, so the share of True among non-outliers equals
+    :func:`label_quality`'s ``purity``.
+    """
+    labels, pids = np.asarray(labels), np.asarray(pids)
+    correct = np.zeros(len(labels), dtype=bool)
+    keep = labels != OUTLIER
+    if not keep.any():
+        return correct
+    ids = np.unique(pids[keep])
+    clusters, column = np.unique(labels[keep], return_inverse=True)
+    # rows = sorted ids, columns = sorted clusters; argmax takes the first (smallest) id on ties
+    table = contingency_matrix(pids[keep], labels[keep], sparse=True).tocsc()
+    majority = ids[np.asarray(table.argmax(axis=0)).ravel()]
+    correct[keep] = pids[keep] == majority[column]
+    return correct
+
+
+def record_round(round_index: int, features: np.ndarray, labels: np.ndarray,
+                 train: ImageSet, name: str | None = None,
+                 rows: np.ndarray | None = None) -> tuple[dict, Snapshot]:
+    """Quality against the hidden true ids (all rows) and the explorer snapshot of one round.
+
+    ``name`` heads the snapshot's title (default ``"round {round_index}"``); ``rows``
+    keeps only those rows in the snapshot (e.g. a few identities for a readable picture),
+    while the quality is always that of the whole clustering.
+    """
+    quality = label_quality(labels, train.pids, train.camids)
+    if rows is not None:
+        features, labels, train = features[rows], labels[rows], train.subset(rows)
+    name = f"round {round_index}" if name is None else name
+    snapshot = Snapshot(
+        features,
+        # two lines, so that the title fits one panel of the explorer
+        title=f"{name}\n{quality['n_clusters']} clusters, "
+              f"{quality['outlier_share']:.0%} outliers, purity {quality['purity']:.2f}",
+        pid=train.pids, camid=train.camids, pseudo_label=labels,
+        correct=majority_correct(labels, train.pids),
+    )
+    return quality, snapshot
