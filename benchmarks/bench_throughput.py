@@ -22,9 +22,10 @@ import torch
 from reidlib.data.imageset import ImageSet
 from reidlib.data.sampler import RandomIdentitySampler
 from reidlib.models import build_model
+from reidlib.training import PseudoLabelClassification
 from reidlib.training.features import autocast_for, extract_features
+from reidlib.training.loop import Batch, epoch_generator, param_groups, train_step
 from reidlib.training.losses import batch_hard_triplet_loss, cross_entropy_label_smooth
-from reidlib.training.supervised import epoch_generator, param_groups, train_step
 
 
 def sync(device: torch.device) -> None:
@@ -62,7 +63,7 @@ def prepare(model, device, lr=3.5e-4):
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    return torch.optim.Adam(param_groups(model, 5e-4), lr=lr)
+    return torch.optim.Adam(param_groups(model.parameters(), 5e-4, "matrices"), lr=lr)
 
 
 def bench_bare(args, device) -> np.ndarray:
@@ -87,10 +88,13 @@ def bench_bare(args, device) -> np.ndarray:
 
 
 def bench_full(args, device, data: ImageSet) -> np.ndarray:
+    """The loop's own step (``reidlib.training.loop.train_step``) with chapter 0's method."""
     model = build_model(args.arch, num_classes=data.num_ids)
+    method = PseudoLabelClassification(model, classifier_init="random")
     optimizer = prepare(model, device)
     images = data.tensor(device)
     targets = torch.as_tensor(data.pids, device=device)
+    cams = torch.as_tensor(data.camids, device=device)
     sampler = RandomIdentitySampler(data.pids, args.batch // args.k, args.k, seed=0)
     batches = iter(())
     generator = epoch_generator(0, 0)
@@ -101,7 +105,9 @@ def bench_full(args, device, data: ImageSet) -> np.ndarray:
         if idx is None:  # a new epoch, as the training loop does it
             batches = iter(torch.as_tensor(np.stack(sampler.batches()), device=device))
             idx = next(batches)
-        train_step(model, optimizer, images[idx], targets[idx], generator)
+        batch = Batch(images[idx], idx, targets[idx], cams[idx], torch.zeros_like(idx),
+                      generator, 0.15)
+        train_step(method, optimizer, batch)
 
     return args.batch / timed(step, args.steps, args.warmup, device, args.repeats)
 

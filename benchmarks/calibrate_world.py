@@ -72,9 +72,9 @@ def supervised(world, profile, cache_dir, weights) -> tuple[torch.nn.Module, dic
         device=default_device(),
     )
     return model, {
-        "train_seconds": history.get("wall_time", time.perf_counter() - t0),
-        "images_per_s": history.get("images_per_s"),
-        "best_epoch": history.get("best_epoch"),
+        "train_seconds": history.wall_time or time.perf_counter() - t0,
+        "images_per_s": history.images_per_s,
+        "best_epoch": history.best_epoch,
     }
 
 

@@ -335,8 +335,10 @@ describe("DBSCAN on Jaccard", quality(dbscan))
 # The first term is single linkage: two clusters merge as soon as *one* pair of their crops
 # is similar. Alone it chains everything into one giant cluster; the **diversity term**
 # $\lambda(|A| + |B|)$ makes large clusters expensive to grow, so small ones are absorbed
-# first. BUC also needs to know where to stop: we stop at the number of identities, again
-# an oracle.
+# first. As in BUC's code, $d$ is the *squared* Euclidean distance between L2-normalised
+# features (so $\lambda = 0.005$ is BUC's own value, on BUC's scale), and BUC merges a fixed
+# share of pairs per step (`merge_fraction`; here one pair at a time). BUC also needs to
+# know where to stop: we stop at the number of identities, again an oracle.
 
 # %%
 start = time.perf_counter()

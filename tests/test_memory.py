@@ -429,7 +429,7 @@ def test_bad_constructor_arguments_raise_clear_errors():
         HybridMemory(features, LABELS[:-1])
     with pytest.raises(ValueError, match="integers"):
         ClusterMemory(features, LABELS.astype(float))
-    with pytest.raises(ValueError, match=">= -1"):
+    with pytest.raises(ValueError, match=">= -1 "):
         HybridMemory(features, np.where(LABELS == -1, -2, LABELS))
     with pytest.raises(ValueError, match="at least one cluster"):
         ClusterMemory(features, np.full(N, -1))

@@ -149,9 +149,10 @@ def test_majority_correct_hand_case_and_purity():
 @pytest.mark.parametrize(
     ("cluster", "match"),
     [
-        (lambda f: np.zeros(len(f) - 1, dtype=int), r"cluster\(features\) must be \(72,\) int"),
-        (lambda f: np.zeros(len(f)), r"must be \(72,\) integers, .* got float64"),
-        (lambda f: np.full(len(f), -2), "must be >= 0, or -1 for outliers"),
+        (lambda f: np.zeros(len(f) - 1, dtype=int), r"cluster\(features\) must have shape "
+                                                    r"\(N,\) = \(72,\)"),
+        (lambda f: np.zeros(len(f)), r"must be integers .* got dtype float64"),
+        (lambda f: np.full(len(f), -2), "must be >= -1 .* -1 for outliers"),
         (lambda f: np.arange(len(f)) % 3, "needs at least p=4 identities .* found 3"),
     ],
 )

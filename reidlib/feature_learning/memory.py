@@ -38,6 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reidlib.checks import labels_1d
+from reidlib.pseudo_labels.labels import OUTLIER, contiguous
+
 __all__ = ["ClusterMemory", "HybridMemory", "InstanceMemory"]
 
 
@@ -54,19 +57,13 @@ def _check_features(features: torch.Tensor) -> torch.Tensor:
     return F.normalize(features.detach().float(), dim=1).clone()
 
 
-def _check_labels(labels, num_rows: int) -> torch.Tensor:
-    """(N,) int64 pseudo-labels; -1 marks outliers, other values need not be contiguous."""
-    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor)
-                             else labels)
-    if labels.ndim != 1 or len(labels) != num_rows:
-        raise ValueError(f"labels must be 1-D with one pseudo-label per feature row "
-                         f"({num_rows}), got shape {tuple(labels.shape)}")
-    if labels.is_floating_point() or labels.dtype == torch.bool:
-        raise ValueError(f"labels must be integers (-1 = outlier), got {labels.dtype}")
-    labels = labels.long().cpu()  # relabelling is bookkeeping: done once per round on CPU
-    if len(labels) and int(labels.min()) < -1:
-        raise ValueError(f"labels must be >= -1 (-1 marks outliers), got {int(labels.min())}")
-    return labels
+def _mapped_labels(labels, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked (N,) pseudo-labels (-1 = outlier, ids need not be contiguous) as CPU int64
+    classes 0..C-1 in sorted id order (-1 stays -1), and the original id of each class.
+    Relabelling is bookkeeping, done once per clustering on the CPU."""
+    labels = labels_1d(labels, num_rows, name="labels (one pseudo-label per feature row)")
+    mapped, _ = contiguous(labels)
+    return torch.from_numpy(mapped), torch.from_numpy(np.unique(labels[labels != OUTLIER]))
 
 
 def _check_hyper(momentum: float, temperature: float) -> None:
@@ -75,15 +72,6 @@ def _check_hyper(momentum: float, temperature: float) -> None:
                          f"got {momentum}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-
-
-def _relabel(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Map cluster ids to 0..C-1 (sorted order); -1 stays -1. Returns (mapped, cluster_ids)."""
-    clustered = labels >= 0
-    cluster_ids, mapped = torch.unique(labels[clustered], sorted=True, return_inverse=True)
-    out = torch.full_like(labels, -1)
-    out[clustered] = mapped
-    return out, cluster_ids
 
 
 def _class_means(features: torch.Tensor, classes: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -323,8 +311,7 @@ class ClusterMemory(_Memory):
     def __init__(self, features: torch.Tensor, labels, momentum: float = 0.1,
                  temperature: float = 0.05, hard: bool = False):
         features = _check_features(features)
-        labels = _check_labels(labels, len(features))
-        mapped, cluster_ids = _relabel(labels)
+        mapped, cluster_ids = _mapped_labels(labels, len(features))
         if len(cluster_ids) == 0:
             raise ValueError("ClusterMemory needs at least one cluster: every label is -1")
         mapped, cluster_ids = mapped.to(features.device), cluster_ids.to(features.device)
@@ -411,8 +398,7 @@ class HybridMemory(_Memory):
 
     def set_labels(self, labels) -> None:
         """New pseudo-labels (a new clustering round); the instance features are kept."""
-        labels = _check_labels(labels, len(self.features))
-        mapped, cluster_ids = _relabel(labels)
+        mapped, cluster_ids = _mapped_labels(labels, len(self.features))
         outliers = mapped < 0
         num_clusters = len(cluster_ids)
         num_outliers = int(outliers.sum())

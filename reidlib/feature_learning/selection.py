@@ -30,8 +30,8 @@ import numpy as np
 
 from reidlib.checks import features_2d, int_in_range, labels_1d, one_of, real_in_range, unit_rows
 from reidlib.pseudo_labels.jaccard import nearest_neighbours
+from reidlib.pseudo_labels.labels import OUTLIER
 
-OUTLIER = -1
 KNN_MEASURES = ("similarity", "agreement")
 
 

@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from reidlib.checks import labels_1d
+
 OUTLIER = -1
 
 
 def check_labels(labels, n: int, where: str = "labels") -> np.ndarray:
-    """(n,) int64 copy of ``labels``; a ValueError says what was expected otherwise."""
-    labels = np.asarray(labels)
-    if labels.shape != (n,) or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
-        raise ValueError(f"{where} must be ({n},) integers, one per image (-1 = outlier), "
-                         f"got {labels.dtype} {labels.shape}")
-    if labels.size and labels.min() < OUTLIER:
-        raise ValueError(f"{where} must be >= 0, or -1 for outliers; got {labels.min()}")
-    return labels.astype(np.int64, copy=True)
+    """(n,) int64 copy of ``labels`` (>= 0, -1 = outlier), else a ValueError naming ``where``."""
+    return labels_1d(labels, n, name=where).copy()
 
 
 def drop_small_clusters(labels: np.ndarray, min_size: int = 2) -> np.ndarray:

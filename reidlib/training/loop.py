@@ -306,9 +306,11 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
     for epoch in tqdm(range(len(run.history), epochs), desc=method.name, disable=not progress):
         t0 = time.perf_counter()
         record = {}
-        if fixed is not None and run.labels is None:
+        if fixed is not None and run.labels is None:  # once: a memory starts from features
             run.labels = fixed
-            method.new_labels(None, fixed, train)
+            features = extract_features(method.feature_model(), train, flip=False,
+                                        progress=False)
+            method.new_labels(features.to(device), fixed, train)
         elif cluster is not None and epoch % recluster_every == 0:
             record = _relabel(method, train, cluster, select, epoch, snapshot_rows, device)
             run.labels = record["labels"]
@@ -367,6 +369,16 @@ def _relabel(method, train, cluster, select, epoch, snapshot_rows, device) -> di
     return {"labels": labels, "quality": quality, "snapshot": snapshot}
 
 
+def train_step(method, optimizer, batch: Batch) -> tuple[torch.Tensor, dict]:
+    """One step of the loop: the method's loss, backward, the optimiser, ``after_step``."""
+    loss, parts = method.loss(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    method.after_step(batch)
+    return loss, parts
+
+
 def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of, generator,
                colour, progress, on_step) -> dict:
     for model in method.models():
@@ -383,11 +395,7 @@ def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of
         rows = torch.as_tensor(idx, device=device)
         batch = Batch(images[rows], rows, labels_t[rows], columns["camids"][rows],
                       columns["domains"][rows], generator, colour)
-        loss, parts = method.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        method.after_step(batch)
+        loss, parts = train_step(method, optimizer, batch)
         for name, value in {"loss": loss, **parts}.items():
             sums[name] = sums.get(name, 0) + value.detach().float()
         if i % 20 == 0:  # .item() waits for the GPU: only now and then

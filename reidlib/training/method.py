@@ -83,7 +83,8 @@ class Method:
 
     # --- hooks
     def new_labels(self, features: torch.Tensor | None, labels: np.ndarray, train) -> None:
-        """Labels changed: (N,) 0..C-1, -1 = not trained on; ``features`` those clustered."""
+        """Labels changed: (N,) 0..C-1, -1 = not trained on; ``features``: (N, D) on the
+        model's device, those clustered (or, with fixed labels, extracted once)."""
 
     def start_epoch(self, epoch: int) -> None:
         """Called before every epoch's batches (per-epoch schedules)."""
