@@ -37,12 +37,28 @@ def reference_jaccard(x, k1, k2, metric):
     return dist, overlap
 
 
-CASES = [  # n, k1, k2, metric
-    (120, 20, 6, "cosine"),  # the SpCL / Cluster Contrast defaults
-    (200, 10, 3, "euclidean"),
+def our_k1(paper_k1):
+    """The k1 of ``jaccard_distance`` that builds the shared oracle's sets for ``paper_k1``.
+
+    The oracle (shared with the re-ranking tests) follows the paper and Zhong et al.'s code:
+    R(i, k1) looks at k1 neighbours *besides* i, the expansion sets at round(k1/2) besides.
+    ``jaccard_distance`` follows SpCL / Cluster Contrast (tests/test_jaccard_reference.py):
+    k1 neighbours *including* i, round(k1/2) besides i for the expansion. So ours is one
+    larger, and the expansion widths agree only where round(k1/2) = round((k1 + 1)/2); the
+    cases below are chosen so. paper_k1 = 1 is the exception that changes nothing: every
+    R(i) is i and at most its mutual nearest neighbour m, and R(m) = {m, i} adds nothing.
+    """
+    half = int(np.around(paper_k1 / 2.0))
+    assert paper_k1 == 1 or half == int(np.around((paper_k1 + 1) / 2.0)), paper_k1
+    return paper_k1 + 1
+
+
+CASES = [  # n, k1 (the paper's meaning, see our_k1), k2, metric
+    (120, 20, 6, "cosine"),
+    (200, 11, 3, "euclidean"),  # was k1 = 10, whose expansion width has no match in ours
     (90, 7, 1, "cosine"),  # odd k1 (k1/2 rounds), no query expansion
     (60, 1, 1, "cosine"),  # smallest k1: R(i, 1) = i and at most a mutual nearest neighbour
-    (60, 59, 60, "euclidean"),  # k1 = N - 1 and k2 = N: every pair is a neighbour
+    (60, 59, 60, "euclidean"),  # k1 = N - 1 (ours N) and k2 = N: every pair is a neighbour
     (70, 4, 12, "cosine"),  # k2 > k1 + 1: the search must reach k2 neighbours
 ]
 
@@ -52,6 +68,7 @@ CASES = [  # n, k1, k2, metric
 def test_matches_dense_reference(n, k1, k2, metric, search):
     x = clustered(n, seed=n + k1)
     want, overlap = reference_jaccard(x, k1, k2, metric)
+    k1 = our_k1(k1)
     got = jaccard_distance(x, k1=k1, k2=k2, metric=metric, progress=False, search=search)
     assert sp.issparse(got) and got.shape == (n, n) and got.dtype == np.float32
     stored = np.zeros((n, n), dtype=bool)
@@ -125,7 +142,7 @@ def test_accepts_torch_tensors():
     [
         (np.zeros(10), {}, "2-D"),
         (np.zeros((1, 4)), {"k1": 1}, "N >= 2"),
-        (np.ones((10, 4)), {"k1": 10}, "k1 < N"),
+        (np.ones((10, 4)), {"k1": 11}, "k1 <= N"),  # k1 counts the image itself: N is fine
         (np.ones((10, 4)), {"k1": 0}, "1 <= k1"),
         (np.ones((10, 4)), {"k1": 3, "k2": 11}, "k2 <= N"),
         (np.ones((10, 4)), {"k1": 3, "k2": 0}, "1 <= k2"),
@@ -166,3 +183,82 @@ def test_neighbour_table_puts_self_first_and_stays_aligned(search):
     true_sq = ((x[:, None, :] - x[rank]) ** 2).sum(-1)
     np.testing.assert_allclose(dist, true_sq, atol=1e-3)
     assert all(len(set(row)) == 4 for row in rank)
+
+
+def brute_force_neighbours(x, k):
+    """k nearest rows by a full float64 distance matrix and a stable sort."""
+    x = x.astype(np.float64)
+    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    return np.argsort(d, axis=1, kind="stable")[:, :k], d
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("tile", [16, 37, 2048])  # many tiles, a ragged last tile, one tile
+def test_tiled_torch_search_is_exact(tile, symmetric):
+    """The symmetric tiled search (each tile serves its rows and, transposed, its columns)
+    and the row-block one find exactly the brute-force neighbours, in order, on data
+    without near-ties."""
+    from reidlib.pseudo_labels.jaccard import _torch_search
+
+    x = clustered(150, dim=8, seed=11)
+    want, d = brute_force_neighbours(x, 12)
+    ordered = np.sort(d, axis=1)[:, :13]
+    assert np.diff(ordered, axis=1).min() > 1e-5  # no near-ties: the order is well defined
+    dist, rank = _torch_search(x, 12, "euclidean", None, tile=tile, symmetric=symmetric)
+    np.testing.assert_array_equal(rank, want)
+    np.testing.assert_allclose(dist, np.take_along_axis(d, want, 1), atol=1e-4)
+
+
+@pytest.mark.parametrize("eps", [0.3, 0.6, 0.85])
+def test_max_distance_keeps_exactly_the_pairs_dbscan_reads(eps):
+    """Pruning to d <= max_distance keeps those pairs unchanged, drops the rest, and DBSCAN
+    with that eps gives the same clusters as on the full result."""
+    from reidlib.pseudo_labels import dbscan_labels
+
+    x = clustered(300, seed=12, spread=0.5)
+    full = jaccard_distance(x, k1=20, k2=6, progress=False)
+    pruned = jaccard_distance(x, k1=20, k2=6, max_distance=eps, progress=False)
+    f, p = full.tocoo(), pruned.tocoo()
+    within = f.data <= eps
+    assert 0 < within.sum() < len(f.data)  # the pruning did drop pairs, and kept some
+    want = {(a, b): d for a, b, d in zip(f.row[within], f.col[within], f.data[within],
+                                         strict=True)}
+    got = {(a, b): d for a, b, d in zip(p.row, p.col, p.data, strict=True)}
+    assert got == want
+    np.testing.assert_array_equal(
+        dbscan_labels(pruned, eps=eps, min_samples=4), dbscan_labels(full, eps=eps, min_samples=4)
+    )
+
+
+@pytest.mark.parametrize("max_distance", [None, 0.6])
+def test_dense_and_sorting_accumulation_agree(max_distance):
+    """Both ways of summing the (i, j, k) terms per pair give the same matrix, also when the
+    rows are cut into many small blocks."""
+    from reidlib.pseudo_labels.jaccard import jaccard_from_weights
+
+    x = clustered(200, seed=13)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    want = reference_jaccard(x, 11, 4, "cosine")[0]
+    if max_distance is not None:
+        want[want > max_distance] = 1.0
+    # The V of jaccard_distance, rebuilt from its parts (k1 = 12 is the oracle's 11).
+    from reidlib.pseudo_labels import jaccard as jac
+
+    dist, rank = jac.nearest_neighbours(x, 12, "cosine")
+    recip, half = jac.reciprocal_sets(rank[:, :12]), jac.reciprocal_sets(rank[:, :7])
+    v = jac.query_expansion(jac.gaussian_weights(x, jac.expand_sets(recip, half), rank, dist),
+                            rank[:, :4])
+    for accumulate in ("dense", "sort"):
+        for block_pairs in (2_000_000, 300):
+            got = jaccard_from_weights(v, block_pairs=block_pairs, max_distance=max_distance,
+                                       accumulate=accumulate)
+            full = np.ones((200, 200))
+            coo = got.tocoo()
+            full[coo.row, coo.col] = coo.data
+            np.testing.assert_allclose(full, want, atol=1e-5, rtol=0)
+            assert (got != got.T).nnz == 0  # exactly symmetric
+
+
+def test_bad_max_distance_is_rejected():
+    with pytest.raises(ValueError, match="max_distance"):
+        jaccard_distance(clustered(30), k1=5, max_distance=-0.1, progress=False)

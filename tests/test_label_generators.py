@@ -100,9 +100,10 @@ def test_jaccard_dbscan_is_dbscan_on_the_jaccard_distance():
     centres = rng.standard_normal((6, 16))
     x = (centres[np.repeat(np.arange(6), 8)] + 0.1 * rng.standard_normal((48, 16))).astype(
         np.float32)
-    cluster = jaccard_dbscan(k1=5, k2=2, eps=0.5, min_samples=3)
-    expected = dbscan_labels(jaccard_distance(x, k1=5, k2=2, progress=False), eps=0.5,
+    # k1 counts the image itself, as the reference code does: 6 = itself and 5 others
+    cluster = jaccard_dbscan(k1=6, k2=2, eps=0.5, min_samples=3)
+    expected = dbscan_labels(jaccard_distance(x, k1=6, k2=2, progress=False), eps=0.5,
                              min_samples=3)
     np.testing.assert_array_equal(cluster(x), expected)
     assert len(np.unique(expected[expected >= 0])) == 6
-    assert "k1=5" in cluster.__name__
+    assert "k1=6" in cluster.__name__

@@ -109,3 +109,50 @@ def test_errors():
         re_ranking(bad, q_q, g_g)
     with pytest.raises(TypeError, match="torch tensor or numpy"):
         re_ranking(q_g.tolist(), q_q, g_g)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize(
+    "k1, k2, lam, tile", [(20, 6, 0.3, 2048), (7, 1, 0.5, 16), (4, 3, 0.0, 33)]
+)
+@pytest.mark.parametrize("pad", [0, 600])
+def test_from_features_matches_re_ranking_of_the_distance_blocks(metric, k1, k2, lam, tile, pad):
+    """The tiled, sparse path from features gives re_ranking() of the three distance blocks
+    (itself checked against the dense reference above), in float64 to rounding. Zero
+    columns change no distance but take the search (>= 512 dimensions) to its symmetric
+    tiles, whose (query, gallery) block is gathered tile by tile."""
+    rng = np.random.default_rng(k1 + k2)
+    qf = torch.from_numpy(np.pad(rng.normal(size=(40, 8)), ((0, 0), (0, pad))))
+    gf = torch.from_numpy(np.pad(rng.normal(size=(70, 8)), ((0, 0), (0, pad))))
+    blocks = [pairwise_distance(a, b, metric) for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    want = re_ranking(*blocks, k1=k1, k2=k2, lambda_value=lam)
+    got = re_ranking_from_features(qf, gf, k1=k1, k2=k2, lambda_value=lam, metric=metric,
+                                   tile=tile)
+    assert got.shape == (40, 70) and got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=0, atol=1e-9)
+
+
+def test_from_features_float32_close_to_dense_reference():
+    rng = np.random.default_rng(9)
+    qf, gf = rng.normal(size=(25, 8)).astype(np.float32), rng.normal(size=(50, 8)).astype(
+        np.float32)
+    blocks = [pairwise_distance(torch.from_numpy(a).double(), torch.from_numpy(b).double())
+              for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    want = reference_re_ranking(*(b.numpy() for b in blocks), 10, 4, 0.3)
+    got = re_ranking_from_features(qf, gf, k1=10, k2=4)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+
+
+def test_from_features_errors():
+    qf, gf = np.ones((3, 4)), np.ones((5, 4))
+    with pytest.raises(ValueError, match="metric must be one of"):
+        re_ranking_from_features(qf, gf, metric="manhattan")
+    with pytest.raises(ValueError, match="share dimension"):
+        re_ranking_from_features(qf, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="k1 and k2"):
+        re_ranking_from_features(qf, gf, k2=0)
+    with pytest.raises(ValueError, match="lambda_value"):
+        re_ranking_from_features(qf, gf, lambda_value=-0.1)
+    with pytest.raises(ValueError, match="NaN"):
+        re_ranking_from_features(np.full((3, 4), np.nan), gf)

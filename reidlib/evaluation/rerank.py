@@ -20,6 +20,13 @@ This follows the authors' reference code step for step (squared, row-normalised
 distances; ``round(k1 / 2)``; the ``> 2/3`` test), but keeps V sparse and vectorises the
 loops, and builds the joint N x N distance only one block of rows at a time. Why by hand:
 no maintained library ships this re-ranking.
+
+What k1 and k2 mean, as in the paper and the authors' ``re_ranking``: k1 counts neighbours
+*besides* the image, so R(i, k1) is drawn from i and its k1 nearest others, R(c, k1/2) from
+c and round(k1 / 2) others; k2 counts the image itself (k2 = 1: no expansion). The
+clustering distance :func:`reidlib.pseudo_labels.jaccard_distance` follows SpCL / Cluster
+Contrast instead, whose k1 counts the image itself: its k1 = 21 draws R(i, k1) from the
+same 21 images as k1 = 20 here.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reidlib.evaluation.distance import as_2d_float, pairwise_distance
+from reidlib.evaluation.distance import METRICS, as_2d_float
 
 
 def re_ranking(
@@ -46,8 +53,9 @@ def re_ranking(
             tensors on one device or numpy arrays; ``q_q_dist`` and ``g_g_dist`` symmetric.
             Like the reference code, the distances are squared and each row is divided by
             its maximum first.
-        k1: size of the k-reciprocal neighbourhood; k2: size of the query expansion
-            (1 switches it off); lambda_value: weight of the original distance.
+        k1: size of the k-reciprocal neighbourhood, not counting the image itself (the
+            paper's meaning; module docstring); k2: size of the query expansion, the image
+            included (1 switches it off); lambda_value: weight of the original distance.
         chunk_size: rows of the joint matrix processed at once.
 
     Returns:
@@ -73,12 +81,83 @@ def re_ranking_from_features(
     k2: int = 6,
     lambda_value: float = 0.3,
     metric: str = "euclidean",
+    tile: int = 2048,
 ) -> torch.Tensor:
-    """Compute the three distance blocks from features, then :func:`re_ranking`."""
-    q_g = pairwise_distance(query_features, gallery_features, metric)
-    q_q = pairwise_distance(query_features, query_features, metric)
-    g_g = pairwise_distance(gallery_features, gallery_features, metric)
-    return re_ranking(q_g, q_q, g_g, k1=k1, k2=k2, lambda_value=lambda_value)
+    """:func:`re_ranking` of the (Q, G), (Q, Q), (G, G) ``metric`` distances of the features,
+    without building them: the same result up to float rounding (and the order of exactly
+    tied neighbours).
+
+    The joint N x N distance matrix is only ever seen one tile at a time, by the exact
+    k-NN search of :func:`reidlib.pseudo_labels.jaccard.tiled_search`, which also keeps
+    each row's maximum (the reference code divides each row by it) and the (Q, G) block.
+    The k-reciprocal sets, weights and query expansion are the sparse ones of
+    :mod:`reidlib.pseudo_labels.jaccard`, called with this module's meaning of k1 (k1 + 1
+    neighbours with the image itself). All "euclidean", "sqeuclidean" and "cosine"
+    distances rank like the squared Euclidean distance e (of L2-normalised rows for
+    "cosine"); the reference's squared, row-normalised distance is (e / max_row e) ** p
+    with p = 1 for "euclidean" and 2 for the other two.
+
+    Returns:
+        float tensor (Q, G) on the features' device, float64 for float64 features.
+    """
+    import torch.nn.functional as F
+
+    from reidlib.pseudo_labels import jaccard as jac
+
+    qf = as_2d_float(query_features, "query_features")
+    gf = as_2d_float(gallery_features, "gallery_features")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if qf.shape[1] != gf.shape[1] or qf.device != gf.device:
+        raise ValueError(
+            f"query and gallery features must share dimension and device, got "
+            f"{tuple(qf.shape)} on {qf.device} and {tuple(gf.shape)} on {gf.device}"
+        )
+    if int(k1) < 1 or int(k2) < 1:
+        raise ValueError(f"k1 and k2 must be >= 1, got k1={k1}, k2={k2}")
+    if not 0.0 <= float(lambda_value) <= 1.0:
+        raise ValueError(f"lambda_value must be in [0, 1], got {lambda_value}")
+    dtype = torch.float64 if torch.float64 in (qf.dtype, gf.dtype) else torch.float32
+    x = torch.cat([qf.to(dtype), gf.to(dtype)])
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("features contain NaN or infinite values")
+    if metric == "cosine":
+        x = F.normalize(x, dim=1)
+    num_q, n = len(qf), len(x)
+    power = 1.0 if metric == "euclidean" else 2.0
+
+    q_g = torch.empty(num_q, n - num_q, dtype=dtype, device=x.device)
+
+    def keep_query_gallery(row_start, col_start, dist):
+        # Query rows come first, so every (query, gallery) pair lies in a tile on or above
+        # the diagonal, which on_tile sees as it is (not transposed).
+        row_stop = min(row_start + dist.shape[0], num_q)
+        col_stop = col_start + dist.shape[1]
+        if row_start < num_q and col_stop > num_q:
+            lo = max(col_start, num_q)
+            q_g[row_start:row_stop, lo - num_q : col_stop - num_q] = (
+                dist[: row_stop - row_start, lo - col_start :])
+
+    half = int(np.around(k1 / 2.0))
+    dist, rank, row_max = jac.tiled_search(x, max(k1 + 1, k2), tile, keep_query_gallery)
+    dist, rank = jac.self_first(np.maximum(dist.cpu().numpy(), 0.0),
+                                rank.cpu().numpy().astype(np.int64))
+    row_max = np.maximum(row_max.cpu().numpy().astype(np.float64), np.finfo(np.float64).tiny)
+    x_np = x.cpu().numpy()
+    recip = jac.reciprocal_sets(rank[:, : k1 + 1])
+    recip_half = jac.reciprocal_sets(rank[:, : half + 1])
+    expanded = jac.expand_sets(recip, recip_half)
+    v = jac.gaussian_weights(x_np, expanded, rank, dist, row_scale=row_max, power=power)
+    del x_np, expanded, recip, recip_half
+    if k2 != 1:
+        v = jac.query_expansion(v, rank[:, :k2])
+    scale = torch.from_numpy(row_max[:num_q, None]).to(device=x.device, dtype=dtype)
+    # Block by block, in place over the kept (Q, G) distances: no second Q x G array.
+    for start, stop, shared in jac.shared_mass_blocks(v, num_q, num_q):
+        jaccard = torch.from_numpy(1.0 - shared / (2.0 - shared)).to(x.device, dtype)
+        block = q_g[start:stop].clamp_(min=0).div_(scale[start:stop]).pow_(power)
+        block.mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+    return q_g
 
 
 def _joint_rows(blocks, start: int, stop: int) -> torch.Tensor:

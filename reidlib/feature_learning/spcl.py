@@ -91,7 +91,9 @@ class SpCL(MemoryMethod):
 
     def cluster(self, features: np.ndarray) -> np.ndarray:
         """Self-paced clustering: DBSCAN at eps, then the reliability criterion."""
-        dist = jaccard_distance(features, k1=self.k1, k2=self.k2, progress=False)
+        # DBSCAN reads no pair farther than its eps: keep the pairs within the loose one
+        dist = jaccard_distance(features, k1=self.k1, k2=self.k2, progress=False,
+                                max_distance=self.eps + self.eps_gap)
         at = [dbscan_labels(dist, eps, self.min_samples)
               for eps in (self.eps, self.eps - self.eps_gap, self.eps + self.eps_gap)]
         labels, self.indep_threshold = reliable_labels(*at, self.indep_threshold)
