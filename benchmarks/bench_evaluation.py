@@ -10,8 +10,19 @@ model would be unrepresentative (random: every row falls back to a full sort).
 Compared with the classic open-reid / torchreid evaluation (``argsort`` of the whole
 matrix, then a Python loop over queries). Prints a markdown table.
 
+``--sweep`` adds a sweep of model quality: the same problem with feature noise from
+almost none (mAP ~1) to overwhelming (mAP ~0, a random ranking), timing ``evaluate``
+against a bare ``np.argsort(distmat, axis=1)`` of the same matrix (the first step of any
+sort-based evaluation), alternated run by run so both see the same machine load. The
+goal is a ratio of at most 0.5 at every quality: ``evaluate``'s cost must not grow as
+the positives sink down the ranking.
+
     .venv/bin/python benchmarks/bench_evaluation.py [--threads 2] [--repeats 5]
-        [--no-reference] [--handcrafted] [--rerank]
+        [--no-reference] [--handcrafted] [--rerank] [--sweep [--noise 0.5 1.15 3 ...]]
+
+On a machine shared with other busy processes, set ``OMP_WAIT_POLICY=PASSIVE`` as the
+Makefile does: ``evaluate`` runs a few thousand short parallel operations, and OpenMP
+threads that spin while waiting for a busy core make each of them far slower.
 """
 
 from __future__ import annotations
@@ -91,6 +102,42 @@ def timed(fn, repeats: int = 1, warmup: bool = True, sync=lambda: None):
     return statistics.median(times), result
 
 
+def timed_against(fn, baseline, repeats: int = 1):
+    """Median wall times of ``fn`` and ``baseline``, called in turn ``repeats`` times after
+    one untimed call of each, and ``fn``'s last result."""
+    fn()
+    baseline()
+    times, base_times = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        baseline()
+        base_times.append(time.perf_counter() - start)
+    return statistics.median(times), statistics.median(base_times), result
+
+
+def quality_sweep(noises, repeats: int):
+    """(noise, mAP, evaluate seconds, argsort seconds) per feature noise level, Market size.
+
+    The labels are the same at every level (same seed); only the features' noise, hence
+    how far down each query's positives rank, changes.
+    """
+    return [(noise, *time_against_argsort(noise, repeats)) for noise in noises]
+
+
+def time_against_argsort(noise: float, repeats: int):
+    """(mAP, evaluate seconds, np.argsort seconds) at one feature noise level."""
+    qf, gf, *labels = market_like_problem(noise=noise)
+    distmat = pairwise_distance(qf, gf)
+    array = distmat.numpy()
+    seconds, sort_seconds, out = timed_against(
+        lambda: evaluate(distmat, *labels), lambda: np.argsort(array, axis=1), repeats
+    )
+    return out["mAP"], seconds, sort_seconds
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -111,6 +158,11 @@ def main() -> None:
                         help="also time colour_texture_features on 10k 64x32 images")
     parser.add_argument("--rerank", action="store_true",
                         help="also time k-reciprocal re-ranking at this size (~3 GB of RAM)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time evaluate against np.argsort over a sweep of model quality")
+    parser.add_argument("--noise", type=float, nargs="+",
+                        default=[0.5, 1.0, 1.15, 1.4, 1.7, 2.0, 3.0, 100.0],
+                        help="feature noise levels of the sweep (default: mAP ~1 down to ~0)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -141,6 +193,16 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for name, machine, seconds, map_, rank1 in rows:
         print(f"| {name} | {machine} | {seconds:.3f} | {map_:.4f} | {rank1:.4f} |")
+
+    if args.sweep:
+        print(f"\nQuality sweep, {distmat.shape[0]} x {distmat.shape[1]}, {cpu}: evaluate vs "
+              f"np.argsort(distmat, axis=1), median of {args.repeats} alternated runs after "
+              "a warm-up; goal ratio <= 0.5\n")
+        print("| noise | mAP | evaluate s | argsort s | ratio |")
+        print("|---:|---:|---:|---:|---:|")
+        for noise, map_, seconds, sort_seconds in quality_sweep(args.noise, args.repeats):
+            print(f"| {noise:g} | {map_:.4f} | {seconds:.3f} | {sort_seconds:.3f} "
+                  f"| {seconds / sort_seconds:.2f} |", flush=True)
 
     if args.rerank:
         seconds, reranked = timed(lambda: re_ranking_from_features(qf, gf), warmup=False)

@@ -117,34 +117,45 @@ def test_matches_brute_force_reference(integer, seed):
     assert out["cmc"].shape == (20,) and out["cmc"].dtype == np.float64
 
 
-def test_every_ranking_path_matches_reference(monkeypatch):
-    # 1,500 gallery items: queries with well-separated positives need a small topk,
-    # medium ones a larger topk, random ones a full sort; all must agree with the
-    # brute-force reference. A spy checks that each path really ran.
+@pytest.mark.parametrize("block", [None, 1000])
+def test_every_counting_path_matches_reference(monkeypatch, block):
+    # Good, medium and random queries in one gallery; queries with hundreds of positives
+    # (their rows are sorted rather than compared once per positive); a gallery with and
+    # one without junk; and (block=1000) a work space so small that a query's positives
+    # are compared in several passes. All must agree with the brute-force reference; a
+    # spy checks that both counting paths really ran.
     import reidlib.evaluation.metrics as metrics
 
+    if block is not None:
+        monkeypatch.setattr(metrics, "_CPU_BLOCK", block)
     widths = []
-    real = metrics._sorted_prefixes
+    real = metrics._count_at_most
 
-    def spy(*args):
-        for rows, top in real(*args):
-            widths.append(top.shape[1])
-            yield rows, top
+    def spy(values, thresholds, block, out):
+        widths.append(thresholds.shape[1])
+        return real(values, thresholds, block, out)
 
-    monkeypatch.setattr(metrics, "_sorted_prefixes", spy)
+    monkeypatch.setattr(metrics, "_count_at_most", spy)
     rng = np.random.default_rng(7)
-    distmat, q_pids, g_pids, q_cams, g_cams = random_problem(30, 1500, 40, 4, seed=7, high=50)
-    for i in range(10):  # easy: positives far closer than everything else
+    mixed = random_problem(30, 1500, 40, 4, seed=7, high=50)
+    distmat, q_pids, g_pids = mixed[:3]
+    for i in range(10):  # good: positives far closer than everything else
         distmat[i, g_pids == q_pids[i]] = rng.integers(0, 3, int((g_pids == q_pids[i]).sum()))
         distmat[i, g_pids != q_pids[i]] += 3
     for i in range(10, 20):  # medium: positives in the first few hundred
         distmat[i, g_pids == q_pids[i]] = rng.integers(0, 8, int((g_pids == q_pids[i]).sum()))
-    out = evaluate(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50)
-    ref_map, ref_cmc, ref_minp, _ = reference_evaluate(distmat, q_pids, g_pids, q_cams, g_cams, 50)
-    assert out["mAP"] == pytest.approx(ref_map, abs=1e-12)
-    assert out["mINP"] == pytest.approx(ref_minp, abs=1e-12)
-    np.testing.assert_allclose(out["cmc"], ref_cmc, atol=1e-12)
-    assert min(widths) <= 64 and 64 < max(w for w in widths if w < 1500) and 1500 in widths
+    q_pids[29] = -1  # a junk query: no positive, skipped
+    crowded = random_problem(12, 2000, 2, 3, seed=8, high=50)  # ~330 positives per query
+    no_junk = random_problem(20, 300, 10, 3, seed=9, high=50)
+    no_junk[2][no_junk[2] == -1] = 0
+    for problem in (mixed, crowded, no_junk):
+        out = evaluate(*problem, max_rank=50)
+        ref_map, ref_cmc, ref_minp, ref_n = reference_evaluate(*problem, max_rank=50)
+        assert out["num_valid_queries"] == ref_n
+        assert out["mAP"] == pytest.approx(ref_map, abs=1e-12)
+        assert out["mINP"] == pytest.approx(ref_minp, abs=1e-12)
+        np.testing.assert_allclose(out["cmc"], ref_cmc, atol=1e-12)
+    assert min(widths) <= metrics._MAX_COMPARE_WIDTH < max(widths)
 
 
 @pytest.mark.parametrize("seed", [3, 4])

@@ -23,13 +23,16 @@ not depend on how a sort happens to order tied items:
   positive distance, i.e. negatives tied with the first match count against the query.
   ``cmc[r - 1]`` is the fraction of (valid) queries whose first match is within rank r.
 
-Speed. A full sort of each gallery row is what classic implementations do, and is the
-slow part (Market-1501: 3,368 x 15,913). Only the items no farther than a query's
-farthest positive matter for any of the three metrics, so we count how many there are
-(m, one comparison pass) and take just the m smallest valid distances with ``topk``
-(a full sort only where m is more than half the row: a poor model). The positives
-themselves are gathered through an index of the gallery by identity, never by scanning
-the row.
+Speed. Classic implementations sort every gallery row, the slow part (Market-1501:
+3,368 x 15,913). None of the three metrics needs the order of the negatives: all of them
+follow from each positive's count #valid with d <= d_j above. A query has few positives
+(Market-1501: ~14), so these counts are taken with one vectorised comparison of the row
+against each positive distance, summed: about #positives x G operations per query,
+whatever the model's quality (a sort, or a top-k down to the farthest positive, costs
+more the worse the model). Queries are grouped by their number of positives so that a
+chunk wastes no comparisons on padding; a query with hundreds of positives sorts its row
+instead. The positives themselves are gathered through an index of the gallery by
+identity, never by scanning the row.
 """
 
 from __future__ import annotations
@@ -37,8 +40,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Smallest topk size: below it, topk costs about the same whatever k.
-_MIN_TOPK = 16
+# Elements of the (queries x positives x gallery) comparison block done at once: on CPU
+# small enough to stay in cache between the comparison and the sum that reads it back.
+_CPU_BLOCK = 1 << 20
+_CUDA_BLOCK = 1 << 26
+# Elements of the per-query (queries x images of one identity) tensors made at once.
+_SLICE = 1 << 22
+# More positives than this: sorting the row (~G log G, with a large constant) beats one
+# comparison pass per positive.
+_MAX_COMPARE_WIDTH = 256
+# float32 sums of 0/1 are exact below 2**24 items.
+_EXACT_FLOAT32_COUNT = 1 << 24
 _JUNK_PID = -1
 
 
@@ -59,8 +71,9 @@ def evaluate(
         query_pids, gallery_pids, query_camids, gallery_camids: 1-D integer labels of
             lengths Q, G, Q, G (tensor or array). Gallery pid -1 marks junk.
         max_rank: length of the returned CMC curve.
-        chunk_size: queries processed at once (memory ~ chunk_size x G); default keeps
-            a chunk near 8M distances.
+        chunk_size: at most this many queries compared with their gallery rows at once;
+            by default (and in any case) a chunk's work space stays near 1M distances
+            on CPU, 64M on CUDA.
 
     Returns:
         dict with ``mAP`` (float in [0, 1]), ``cmc`` (numpy float64 array of length
@@ -74,103 +87,177 @@ def evaluate(
     )
     q_pids, g_pids, q_cams, g_cams = labels
     num_q, num_g = distmat.shape
-    if chunk_size is None:
-        chunk_size = max(1, (1 << 23) // max(num_g, 1))
+    device = distmat.device
     gallery_index = _index_gallery_by_pid(g_pids)
-    junk_cols = torch.nonzero(g_pids == _JUNK_PID).flatten()
+    keep_cols = torch.nonzero(g_pids != _JUNK_PID).flatten()
+    num_kept = len(keep_cols)
+    if num_kept == num_g:
+        keep_cols = None  # no junk: compare whole rows, without a copy
+    if num_kept >= _EXACT_FLOAT32_COUNT:
+        distmat = distmat.double()
+    # Queries handled together for their per-positive bookkeeping: (slice x images of
+    # one identity) tensors stay near _SLICE elements.
+    slice_rows = max(1, _SLICE // _largest_identity(gallery_index))
 
-    ap = torch.full((num_q,), float("nan"), dtype=torch.float64, device=distmat.device)
-    inp = ap.clone()
-    first = torch.full((num_q,), -1, dtype=torch.int64, device=distmat.device)
-    for start in range(0, num_q, chunk_size):
-        rows = slice(start, min(start + chunk_size, num_q))
-        ap[rows], inp[rows], first[rows] = _evaluate_chunk(
-            distmat[rows], q_pids[rows], q_cams[rows], g_pids, g_cams, gallery_index, junk_cols
-        )
-
-    valid = first > 0
-    num_valid = int(valid.sum())
-    if num_valid == 0:
+    # The plan, on the host (one transfer): queries ordered by their number of positives,
+    # those without any left out.
+    n_pos = _count_positives(q_pids, q_cams, g_cams, gallery_index, slice_rows)
+    n_pos = n_pos.cpu().numpy()
+    order = np.argsort(n_pos, kind="stable")
+    order = order[n_pos[order] > 0]
+    if len(order) == 0:
         raise ValueError(
             "evaluate: no query has a valid match in the gallery (a gallery image with the "
             "query's pid taken by a different camera, pid != -1); check the pids and camids"
         )
-    ranks = torch.arange(1, max_rank + 1, device=distmat.device)
-    cmc = (first[valid, None] <= ranks[None, :]).double().mean(0)
+    block = _CUDA_BLOCK if distmat.is_cuda else _CPU_BLOCK
+    order_on_device = torch.from_numpy(order).to(device)
+
+    ap = torch.full((num_q,), float("nan"), dtype=torch.float64, device=device)
+    inp = ap.clone()
+    first = torch.full((num_q,), -1, dtype=torch.int64, device=device)
+    for start in range(0, len(order), slice_rows):
+        rows = order_on_device[start : start + slice_rows]
+        chunks = _plan_chunks(n_pos[order[start : start + slice_rows]], num_kept, block,
+                              chunk_size)
+        ap[rows], inp[rows], first[rows] = _evaluate_rows(
+            distmat, rows, chunks, q_pids[rows], q_cams[rows], g_cams, gallery_index,
+            keep_cols, block,
+        )
+
+    # Summaries on the host, from exact integer counts where possible: the same on every
+    # device (CUDA divides by a scalar through its reciprocal, which can round otherwise).
+    ap, inp, first = ap.cpu().numpy(), inp.cpu().numpy(), first.cpu().numpy()
+    valid = first > 0
+    within = (first[valid, None] <= np.arange(1, max_rank + 1)[None, :]).sum(0)
     return {
         "mAP": float(ap[valid].mean()),
-        "cmc": cmc.cpu().numpy(),
+        "cmc": within / len(order),
         "mINP": float(inp[valid].mean()),
-        "num_valid_queries": num_valid,
-        "AP": ap.cpu().numpy(),
-        "INP": inp.cpu().numpy(),
-        "first_match_rank": first.cpu().numpy(),
+        "num_valid_queries": len(order),
+        "AP": ap,
+        "INP": inp,
+        "first_match_rank": first,
     }
 
 
-def _evaluate_chunk(dist, q_pids, q_cams, g_pids, g_cams, gallery_index, junk_cols):
-    """AP, INP and pessimistic first-match rank for a block of queries (NaN / -1 if none)."""
-    inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
-    cols, same_pid = _same_pid_columns(q_pids, gallery_index)
-    same_cam = g_cams[cols] == q_cams[:, None]
-    is_pos = same_pid & ~same_cam & (q_pids[:, None] != _JUNK_PID)
+def _evaluate_rows(distmat, rows, chunks, q_pids, q_cams, g_cams, gallery_index, keep_cols,
+                   block):
+    """AP, INP and pessimistic first-match rank of queries ``rows``, all with a positive.
 
+    ``chunks``: (start, stop, width) blocks of ``rows`` to compare with their gallery
+    rows at once, ``width`` being the block's largest number of positives.
+    """
+    cols, is_pos, is_excluded = _query_columns(q_pids, q_cams, g_cams, gallery_index)
+    gathered = distmat[rows[:, None], cols]
+    inf = torch.tensor(float("inf"), dtype=distmat.dtype, device=distmat.device)
+    width = chunks[-1][2]
     # Sorted positive distances, padded with +inf (distances are checked to be finite).
-    pos_dist = torch.where(is_pos, dist.gather(1, cols), inf).sort(dim=1).values
+    pos_dist = torch.where(is_pos, gathered, inf).sort(dim=1).values[:, :width].contiguous()
     n_pos = is_pos.sum(1)
-    width = max(int(n_pos.max()), 1)
-    pos_dist = pos_dist[:, :width].contiguous()
 
-    # Valid distances: junk and same-camera same-identity items pushed to +inf.
-    valid_dist = dist.index_fill(1, junk_cols, float("inf"))
-    row, slot = torch.nonzero(same_pid & same_cam, as_tuple=True)
-    valid_dist[row, cols[row, slot]] = inf
-
-    has_pos = n_pos > 0
-    farthest = pos_dist.gather(1, (n_pos - 1).clamp(min=0)[:, None])
-    # The prefix: valid items no farther than the farthest positive (INP's denominator).
-    prefix = _count_true(valid_dist <= farthest)
-
-    # counts[i, j] = #valid items of query i with distance <= its j-th positive distance;
-    # all of them lie in the prefix, i.e. among the `prefix` smallest distances.
-    counts = torch.zeros_like(pos_dist, dtype=torch.int64)
-    for rows, top in _sorted_prefixes(valid_dist, prefix, has_pos):
-        counts[rows] = torch.searchsorted(top, pos_dist[rows], right=True)
+    # counts[i, j] = #valid items of query i with distance <= its j-th positive distance:
+    # all items of the row (junk columns dropped) less its same-camera same-identity ones.
+    # Both counts are exact integers in the distances' float dtype. Slots past a query's
+    # own positives (+inf, or left untouched by a narrower chunk) are never read.
+    excluded = torch.where(is_excluded, gathered, inf)
+    counts = torch.zeros_like(pos_dist)
+    for start, stop, chunk_width in chunks:
+        dist = distmat.index_select(0, rows[start:stop])
+        if keep_cols is not None:
+            dist = dist.index_select(1, keep_cols)
+        _count_at_most(dist, pos_dist[start:stop, :chunk_width], block,
+                       out=counts[start:stop, :chunk_width])
+    counts -= _count_at_most(excluded, pos_dist, block, out=torch.empty_like(pos_dist))
+    counts = counts.long()
 
     # #positives with distance <= the j-th positive distance (tied positives share it).
     pos_le = torch.searchsorted(pos_dist, pos_dist, right=True).clamp(max=n_pos[:, None])
-    slot = torch.arange(width, device=dist.device)[None, :] < n_pos[:, None]
+    slot = torch.arange(width, device=distmat.device)[None, :] < n_pos[:, None]
     precision = torch.where(slot, pos_le.double() / counts.clamp(min=1), 0.0)
-    ap = torch.where(has_pos, precision.sum(1) / n_pos.clamp(min=1), float("nan"))
-    inp = torch.where(has_pos, n_pos / prefix.clamp(min=1).double(), float("nan"))
-    first = torch.where(has_pos, counts[:, 0], -1)
-    return ap, inp, first
+    ap = precision.sum(1) / n_pos
+    # INP's denominator: the valid items no farther than the farthest positive.
+    prefix = counts.gather(1, (n_pos - 1)[:, None]).squeeze(1)
+    return ap, n_pos / prefix.double(), counts[:, 0]
 
 
-def _count_true(mask: torch.Tensor) -> torch.Tensor:
-    """Row-wise number of True values, as int64.
+def _count_at_most(values, thresholds, block, out):
+    """Write into ``out`` (n, w) how many entries of ``values[i]`` are <= ``thresholds[i, j]``.
 
-    Summing a bool tensor directly takes a slow generic path on CPU (about 6x slower
-    here); viewing it as uint8 and accumulating in int32 is vectorised.
+    One comparison of the row per threshold, written as 0.0 / 1.0 in the values' float
+    dtype and summed (exact: fewer than 2**24 entries): PyTorch's CPU comparison kernels
+    are vectorised only for such an output, not for a bool one (~50x slower here). The
+    work space stays near ``block`` elements. Past ``_MAX_COMPARE_WIDTH`` thresholds, a
+    sort of the rows is cheaper.
     """
-    return mask.view(torch.uint8).sum(1, dtype=torch.int32).long()
+    n, m = values.shape
+    w = thresholds.shape[1]
+    if w > _MAX_COMPARE_WIDTH:
+        ordered = values.sort(dim=1).values
+        return out.copy_(torch.searchsorted(ordered, thresholds.contiguous(), right=True))
+    step = max(1, block // max(n * m, 1))
+    for j in range(0, w, step):
+        part = thresholds[:, j : j + step, None]
+        hits = torch.empty((n, part.shape[1], m), dtype=values.dtype, device=values.device)
+        torch.le(values[:, None, :], part, out=hits)
+        torch.sum(hits, dim=2, out=out[:, j : j + step])
+    return out
 
 
-def _sorted_prefixes(valid_dist, prefix, has_pos):
-    """Yield (rows, ascending distances of those rows) covering at least each row's prefix.
+def _plan_chunks(widths, num_cols, block, chunk_size):
+    """(start, stop, width) chunks of queries sorted by their number of positives ``widths``.
 
-    Rows are grouped by their prefix size rounded up to a power of two, so a chunk needs
-    only a few ``topk`` calls of about the right size; ``topk`` beats a full sort up to
-    about half the row.
+    Comparing a chunk costs (#queries x its largest width x ``num_cols``) elements; each
+    takes as many queries as fit in ``block`` (at least one, at most ``chunk_size``).
+    Queries past ``_MAX_COMPARE_WIDTH`` sort their rows: a chunk of them costs
+    (#queries x ``num_cols``) and never holds the others.
     """
-    num_g = valid_dist.shape[1]
-    size = 2 ** torch.log2(prefix.clamp(min=_MIN_TOPK).double()).ceil().long()
-    for k in torch.unique(size[has_pos]).tolist():
-        rows = torch.nonzero(has_pos & (size == k)).flatten()
-        if 2 * k < num_g:
-            yield rows, valid_dist[rows].topk(k, dim=1, largest=False).values
-        else:
-            yield rows, valid_dist[rows].sort(dim=1).values
+    boundary = int(np.searchsorted(widths, _MAX_COMPARE_WIDTH, side="right"))
+    limit = len(widths) if chunk_size is None else int(chunk_size)
+    chunks, start = [], 0
+    while start < boundary:  # binary search: the largest stop whose chunk fits in block
+        low, high = start + 1, min(boundary, start + limit)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if (mid - start) * int(widths[mid - 1]) * num_cols <= block:
+                low = mid
+            else:
+                high = mid - 1
+        chunks.append((start, low, int(widths[low - 1])))
+        start = low
+    rows = max(1, min(limit, block // max(num_cols, 1)))
+    for start in range(boundary, len(widths), rows):
+        stop = min(start + rows, len(widths))
+        chunks.append((start, stop, int(widths[stop - 1])))
+    return chunks
+
+
+def _count_positives(q_pids, q_cams, g_cams, gallery_index, step):
+    """Number of valid positives of every query, ``step`` queries at a time."""
+    counts = [
+        _query_columns(
+            q_pids[start : start + step], q_cams[start : start + step], g_cams, gallery_index
+        )[1].sum(1)
+        for start in range(0, len(q_pids), step)
+    ]
+    return torch.cat(counts)
+
+
+def _largest_identity(gallery_index):
+    """Most gallery images of one (non-junk) identity; at least 1."""
+    _, sorted_pids = gallery_index
+    runs = torch.unique_consecutive(sorted_pids[sorted_pids != _JUNK_PID], return_counts=True)
+    return max(int(runs[1].max()) if len(runs[1]) else 1, 1)
+
+
+def _query_columns(q_pids, q_cams, g_cams, gallery_index):
+    """Gallery columns of each query's identity (n, w), padded; masks of its valid
+    positives (other cameras) and of its excluded same-camera images. A junk query
+    (pid -1) has neither."""
+    cols, same_pid = _same_pid_columns(q_pids, gallery_index)
+    same_pid &= (q_pids != _JUNK_PID)[:, None]
+    same_cam = g_cams[cols] == q_cams[:, None]
+    return cols, same_pid & ~same_cam, same_pid & same_cam
 
 
 def _index_gallery_by_pid(g_pids):
@@ -180,16 +267,19 @@ def _index_gallery_by_pid(g_pids):
 
 
 def _same_pid_columns(q_pids, gallery_index):
-    """(n, w) gallery columns holding each query's pid, padded; and the mask of real ones."""
+    """(n, w) gallery columns holding each query's pid, padded; and the mask of real ones.
+
+    Junk queries (pid -1) get no columns: the junk run can be most of the gallery.
+    """
     order, sorted_pids = gallery_index
     lo = torch.searchsorted(sorted_pids, q_pids, right=False)
     hi = torch.searchsorted(sorted_pids, q_pids, right=True)
-    width = max(int((hi - lo).max()) if len(q_pids) else 0, 1)
+    length = torch.where(q_pids == _JUNK_PID, 0, hi - lo)
+    width = max(int(length.max()) if len(q_pids) else 0, 1)
     offset = torch.arange(width, device=q_pids.device)[None, :]
-    real = offset < (hi - lo)[:, None]
+    real = offset < length[:, None]
     position = (lo[:, None] + offset).clamp(max=len(order) - 1)
     return order[position], real
-
 
 def _as_tensor(x, name: str, device=None) -> torch.Tensor:
     if isinstance(x, (list, tuple)):
