@@ -23,14 +23,28 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def autocast_for(device: torch.device):
+AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def autocast_for(device: torch.device | str, dtype: torch.dtype | None = None,
+                 enabled: bool | None = None):
     """bf16 autocast on CUDA (tensor cores, no loss scaling needed); nothing elsewhere.
 
-    On CPU bf16 is slower than float32 on most laptops, so we keep float32 there.
+    On CPU bf16 is slower than float32 on most laptops (without AVX-512 BF16 or AMX it is
+    emulated: ~20x slower here), so we keep float32 there. ``enabled=True`` turns autocast
+    on whatever the device: the tests run the CUDA code path on a CPU this way, binding
+    ``enabled=True`` where the methods call this function (tests/test_gpu_paths.py).
+    ``dtype``: the lower precision, bf16 by default (fp16 would need loss scaling).
     """
-    if device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    device = torch.device(device)
+    dtype = torch.bfloat16 if dtype is None else dtype
+    if dtype not in AUTOCAST_DTYPES:
+        raise ValueError(f"autocast dtype must be one of {AUTOCAST_DTYPES}, got {dtype}")
+    if enabled is None:
+        enabled = device.type == "cuda"
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _batch(images, start: int, stop: int, device: torch.device) -> torch.Tensor:

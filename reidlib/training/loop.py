@@ -72,9 +72,13 @@ class Batch:
     generator: torch.Generator
     colour: float = 0.0
 
-    def augmented(self) -> torch.Tensor:
+    def augmented(self, channels_last: bool | None = None) -> torch.Tensor:
+        """A fresh random view of ``images``, channels_last when ``channels_last`` is true
+        (None: on CUDA, where :func:`fit` puts the models in channels_last too)."""
         x = train_augment(self.images, self.generator, colour=self.colour)
-        if x.device.type == "cuda":
+        if channels_last is None:
+            channels_last = x.device.type == "cuda"
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -293,7 +297,7 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
     if checkpoint is not None:  # resume only on the same data
         config["data"] = data_fingerprint(train)
     device = model_device(method.feature_model())
-    if device.type == "cuda":
+    if device.type == "cuda":  # elsewhere the models keep the memory format they came in
         for model in method.models():
             model.to(memory_format=torch.channels_last)
     run = _Run(History(config=config))
