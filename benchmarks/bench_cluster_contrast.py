@@ -50,7 +50,7 @@ from reidlib.utils import atomic_path, default_device, seed_everything  # noqa: 
 # the validation split by benchmarks/quick_budget.py.
 RECIPES = {
     "smoke": (1, 8, 4, 1e-3, 10, 0.45),
-    "quick": (12, 16, 4, 1e-3, 20, 0.45),
+    "quick": (10, 16, 4, 1e-3, 20, 0.45),
     "full": (50, 16, 16, 3.5e-4, 30, 0.6),
 }
 
