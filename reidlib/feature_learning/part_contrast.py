@@ -23,8 +23,11 @@ class PartContrast(Method):
     halves give extra, partly independent evidence, so each branch gets its own clustering
     (``cluster``) and its own cluster memory (Cluster Contrast's, Eq. 7); the loss is the
     mean over branches, each on the rows that its clustering did not leave out. The loop
-    samples batches by the clustering of the concatenated features.
+    samples batches by the clustering of the concatenated features (the reference sampler,
+    as Cluster Contrast).
     """
+
+    name = "parts (global + upper + lower)"
 
     def __init__(self, model: PartReidModel | ReidModel,
                  cluster: Callable[[np.ndarray], np.ndarray], momentum: float = 0.1,
