@@ -142,9 +142,9 @@ def test_accepts_torch_tensors():
     [
         (np.zeros(10), {}, "2-D"),
         (np.zeros((1, 4)), {"k1": 1}, "N >= 2"),
-        (np.ones((10, 4)), {"k1": 11}, "k1 <= N"),  # k1 counts the image itself: N is fine
+        (np.ones((10, 4)), {"k1": 11}, "k1 <= N = 10"),  # k1 counts the image itself: N is fine
         (np.ones((10, 4)), {"k1": 0}, "1 <= k1"),
-        (np.ones((10, 4)), {"k1": 3, "k2": 11}, "k2 <= N"),
+        (np.ones((10, 4)), {"k1": 3, "k2": 11}, "k2 <= N = 10"),
         (np.ones((10, 4)), {"k1": 3, "k2": 0}, "1 <= k2"),
         (np.ones((10, 4)), {"k1": 3, "metric": "manhattan"}, "metric must be one of"),
         (np.ones((10, 4)), {"k1": 3, "search": "annoy"}, "search must be one of"),

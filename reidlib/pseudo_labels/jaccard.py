@@ -60,6 +60,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from reidlib._faiss import faiss
+from reidlib.checks import features_2d, int_in_range, one_of, unit_rows
 
 METRICS = ("cosine", "euclidean")
 SEARCHES = ("faiss", "torch")
@@ -523,35 +524,19 @@ def _bool_csr(rows: np.ndarray, cols: np.ndarray, n: int) -> sp.csr_matrix:
 
 
 def _check_features(features, k1, k2, metric, dense, max_dense, search):
-    device = None
-    if hasattr(features, "detach"):
-        device = features.device
-        features = features.detach().cpu().numpy()
-    x = np.asarray(features)
-    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
-        raise ValueError(f"features must be a 2-D (N, D) array with N >= 2, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise TypeError(f"features must be numeric, got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError("features contain NaN or infinite values")
+    """Checked float32 features (unit rows for the cosine metric) and their torch device."""
+    device = features.device if hasattr(features, "detach") else None
+    x = features_2d(features, min_rows=2)
     n = len(x)
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if search not in SEARCHES:
-        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
-    if not 1 <= int(k1) <= n:
-        raise ValueError(f"k1 must satisfy 1 <= k1 <= N = {n}, got k1={k1}")
-    if not 1 <= int(k2) <= n:
-        raise ValueError(f"k2 must satisfy 1 <= k2 <= N = {n}, got k2={k2}")
+    one_of(metric, "metric", METRICS)
+    one_of(search, "search", SEARCHES)
+    int_in_range(k1, "k1", 1, n, hi_name="N")
+    int_in_range(k2, "k2", 1, n, hi_name="N")
     if dense and n > max_dense:
         raise ValueError(
             f"dense=True needs N <= max_dense = {max_dense} (an N x N float32 array), got "
             f"N = {n}; use the sparse result"
         )
     if metric == "cosine":
-        norms = np.linalg.norm(x, axis=1, keepdims=True)
-        if (norms == 0).any():
-            raise ValueError("metric='cosine' needs non-zero feature rows (some have norm 0)")
-        x = x / norms
+        x = unit_rows(x, purpose="metric='cosine'")
     return x, device
