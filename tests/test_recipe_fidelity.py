@@ -361,7 +361,9 @@ def test_spcl_cluster_fixes_the_threshold_in_the_first_epoch(monkeypatch):
     current = {}
     calls = []
 
-    def fake_jaccard(features, k1, k2, progress=True):
+    def fake_jaccard(features, k1, k2, progress=True, max_distance=None):
+        # pruning beyond the loose eps leaves every DBSCAN run's labels unchanged
+        assert max_distance is None or max_distance >= 0.62 - 1e-9
         calls.append(("jaccard", k1, k2))
         return "distance"
 
