@@ -33,6 +33,12 @@ def drop_small_clusters(labels: np.ndarray, min_size: int = 2) -> np.ndarray:
     return labels
 
 
+def trainable(labels, n: int, where: str = "labels") -> np.ndarray:
+    """Checked labels (:func:`check_labels`) with clusters of one made outliers: what a
+    clustering hands to training, whichever loop asked for it."""
+    return drop_small_clusters(check_labels(labels, n, where))
+
+
 def contiguous(labels: np.ndarray) -> tuple[np.ndarray, int]:
     """(targets, C): cluster ids mapped to 0..C-1 in sorted order; -1 stays -1."""
     labels = np.asarray(labels, dtype=np.int64)

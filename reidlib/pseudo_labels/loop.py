@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reidlib.data.imageset import ImageSet
-from reidlib.pseudo_labels.labels import check_labels, drop_small_clusters
+from reidlib.pseudo_labels.labels import drop_small_clusters, trainable
 from reidlib.pseudo_labels.quality import majority_correct, record_round
 from reidlib.training.classification import PseudoLabelClassification
 from reidlib.training.loop import fit
@@ -59,9 +59,7 @@ class Round:
 
 def cluster_features(cluster, features: np.ndarray, round_index: int) -> np.ndarray:
     """``cluster(features)``, checked (one integer >= -1 per row), clusters of one -> -1."""
-    labels = check_labels(cluster(features), len(features),
-                          f"round {round_index}: cluster(features)")
-    return drop_small_clusters(labels)
+    return trainable(cluster(features), len(features), f"round {round_index}: cluster(features)")
 
 
 def pseudo_label_rounds(model, train: ImageSet, cluster, *, rounds: int, epochs_per_round: int,

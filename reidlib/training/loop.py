@@ -44,9 +44,9 @@ from tqdm.auto import tqdm
 from reidlib.data.augment import train_augment
 from reidlib.data.imageset import ImageSet
 from reidlib.evaluation import evaluate, pairwise_distance
-from reidlib.pseudo_labels.labels import check_labels, contiguous, drop_small_clusters
+from reidlib.pseudo_labels.labels import check_labels, contiguous, trainable
 from reidlib.pseudo_labels.quality import record_round
-from reidlib.training.checkpoint import FORMAT
+from reidlib.training.checkpoint import FORMAT, read_checkpoint
 from reidlib.training.features import extract_features, model_device
 from reidlib.utils import atomic_torch_save
 from reidlib.viz.explorer import Snapshot
@@ -133,7 +133,7 @@ class History:
         """One value per epoch: a loss name, ``"lr"``, ``"val_mAP"``, ``"val_rank1"``..."""
         if key.startswith("val_"):
             return [None if r.val is None else r.val[key[4:]] for r in self.records]
-        if hasattr(EpochRecord, key) or key in {f.name for f in dataclasses.fields(EpochRecord)}:
+        if key in {f.name for f in dataclasses.fields(EpochRecord)}:
             return [getattr(r, key) for r in self.records]
         return [r.losses.get(key) for r in self.records]
 
@@ -321,10 +321,8 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
         method.start_epoch(epoch)
         cluster_seconds = time.perf_counter() - t0
 
-        params = [q for q in method.parameters() if q.requires_grad]
-        if run.optimizer is None or tuple(map(id, params)) != run.params_key:
-            run.optimizer = torch.optim.Adam(param_groups(params, weight_decay, decay), lr=lr)
-            run.params_key = tuple(map(id, params))
+        if run.optimizer is None or _params_key(method) != run.params_key:
+            run.optimizer, run.params_key = _adam(method, lr, weight_decay, decay)
         batches = method.batches(run.labels, train.camids, p=p, k=k, iters=iters, seed=seed,
                                  epoch=epoch)
         losses = _fit_epoch(method, run.optimizer, images, run.labels, columns, batches, epoch,
@@ -361,11 +359,10 @@ def _relabel(method, train, cluster, select, epoch, snapshot_rows, device) -> di
     if features is None:
         features = extract_features(method.feature_model(), train, flip=False, progress=False)
     array = features.float().cpu().numpy()
-    labels = drop_small_clusters(check_labels(cluster(array), len(train),
-                                              f"epoch {epoch}: cluster(features)"))
+    labels = trainable(cluster(array), len(train), f"epoch {epoch}: cluster(features)")
     if select is not None:
-        labels = drop_small_clusters(check_labels(select(array, labels), len(train),
-                                                  f"epoch {epoch}: select(features, labels)"))
+        labels = trainable(select(array, labels), len(train),
+                           f"epoch {epoch}: select(features, labels)")
     labels = contiguous(labels)[0]
     quality, snapshot = record_round(epoch, array, labels, train,
                                      name=f"{method.name}, epoch {epoch}", rows=snapshot_rows)
@@ -405,6 +402,17 @@ def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of
         if i % 20 == 0:  # .item() waits for the GPU: only now and then
             bar.set_postfix(loss=f"{sums['loss'].item() / (i + 1):.3f}")
     return {name: (total / len(batches)).item() for name, total in sums.items()}
+
+
+def _params_key(method) -> tuple:
+    """Which parameters the method trains now (a new classifier means new ones)."""
+    return tuple(id(q) for q in method.parameters() if q.requires_grad)
+
+
+def _adam(method, lr: float, weight_decay: float, decay: str):
+    """(Adam over the method's trainable parameters, their key); rebuilt when they change."""
+    params = [q for q in method.parameters() if q.requires_grad]
+    return torch.optim.Adam(param_groups(params, weight_decay, decay), lr=lr), _params_key(method)
 
 
 def _select_best(run: _Run, method, scores: dict | None, keep_best: bool, epoch: int) -> None:
@@ -449,8 +457,6 @@ def _save(path, method, run: _Run) -> None:
 
 def _load(path, method, config: dict, lr: float, weight_decay: float, decay: str) -> _Run:
     """The run state of the last complete epoch in ``path``; the settings must match."""
-    from reidlib.training.checkpoint import read_checkpoint
-
     payload = read_checkpoint(path)
     if payload.get("kind") != "fit":
         raise RuntimeError(f"{path} is not a checkpoint of reidlib.training.fit; delete it "
@@ -461,10 +467,8 @@ def _load(path, method, config: dict, lr: float, weight_decay: float, decay: str
         raise ValueError(f"checkpoint {path} was written by a run with other settings "
                          f"(saved, now): {diff}; delete it or pass resume=False to start over")
     method.load_state_dict(payload["method"])
-    params = [q for q in method.parameters() if q.requires_grad]
-    optimizer = torch.optim.Adam(param_groups(params, weight_decay, decay), lr=lr)
+    optimizer, key = _adam(method, lr, weight_decay, decay)
     optimizer.load_state_dict(payload["optimizer"])
     labels = payload["labels"]
     return _Run(History.from_state(payload["history"]),
-                None if labels is None else labels.numpy(), optimizer,
-                tuple(map(id, params)), payload["best"])
+                None if labels is None else labels.numpy(), optimizer, key, payload["best"])
