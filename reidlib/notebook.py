@@ -66,6 +66,41 @@ class Session:
             tmp.write_text(json.dumps(merged, indent=2, allow_nan=False) + "\n")
         return merged
 
+    def upper_bound(self, world, progress: bool = True) -> torch.nn.Module:
+        """Chapter 0's supervised model of ``world`` (its training identities), in eval mode.
+
+        Every chapter holds its methods against this one model: the same recipe (the
+        profile's supervised settings, from the world-P backbone) and the same cache file,
+        so no chapter can silently train a different "upper bound". The first call trains
+        it (and caches it under ``cache_dir``); later calls read the cache.
+        """
+        from reidlib.training.supervised import train_or_load
+
+        p = self.profile
+        model, _ = train_or_load(world.train, arch=p.arch, cache_dir=self.cache_dir,
+                                 epochs=p.epochs, p=p.p, k=p.k, lr=p.lr, weights="synthetic",
+                                 device=self.device, progress=progress)
+        return model.eval()
+
+    def score(self, model: torch.nn.Module, world, flip: bool = True,
+              camera_norm: bool = True) -> dict:
+        """mAP, rank-1 and mINP of ``model`` on ``world``'s test split (Market-1501 rules).
+
+        The one test-set scorer of the course, with the same test-time options for every
+        model a chapter compares (the upper bound included): features of the image and its
+        mirror image averaged (``flip``) and, with ``camera_norm``, each camera's mean and
+        scale removed from query and gallery features together (survey §3.3; it uses camera
+        ids, never identities). Report only: choose nothing on these numbers.
+        """
+        from reidlib.training.features import extract_features
+        from reidlib.training.loop import score_features
+
+        qf = extract_features(model, world.query, flip=flip, progress=False)
+        gf = extract_features(model, world.gallery, flip=flip, progress=False)
+        result = score_features(qf, gf, world.query, world.gallery, camera_norm=camera_norm)
+        return {"mAP": float(result["mAP"]), "rank1": float(result["cmc"][0]),
+                "mINP": float(result["mINP"])}
+
 
 def setup(chapter: str, seed: int = 0, profile: str | None = None) -> Session:
     """Prepare a notebook: profile, device, seeds, plot style, torch threads; print one line.

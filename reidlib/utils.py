@@ -14,6 +14,15 @@ import numpy as np
 import torch
 
 
+def progress_enabled(progress: bool = True) -> bool:
+    """Whether to show a progress bar: ``progress``, unless ``$REID_PROGRESS`` is ``0``.
+
+    The course runner sets ``REID_PROGRESS=0`` when it renders notebooks for the build, so
+    that no frozen progress widget ends up in a built page; live runs keep their bars.
+    """
+    return bool(progress) and os.environ.get("REID_PROGRESS", "1").strip() not in {"0", "false"}
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch so a run can be repeated."""
     random.seed(seed)

@@ -28,7 +28,7 @@ from reidlib.data.augment import eval_transform, train_augment
 from reidlib.data.synthetic.spec import BAG_TYPES, LOWER_TYPES, UPPER_PATTERNS
 from reidlib.data.synthetic.world import WORLD_VERSION, default_cache_dir, load_world
 from reidlib.models.heads import build_model
-from reidlib.utils import atomic_torch_save, default_device
+from reidlib.utils import atomic_torch_save, default_device, progress_enabled
 
 PRETRAIN_VERSION = 1
 N_COLOUR_FAMILIES = 10  # 8 hues + dark + light
@@ -118,7 +118,8 @@ def pretrain_backbone(
     steps = epochs * (n_train // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     model.train()
-    bar = tqdm(total=steps, desc=f"pretrain {arch} on world P", disable=not progress)
+    bar = tqdm(total=steps, desc=f"pretrain {arch} on world P",
+               disable=not progress_enabled(progress))
     for _ in range(epochs):
         order = torch.randperm(n_train, generator=gen).to(device)
         for i in range(n_train // batch_size):

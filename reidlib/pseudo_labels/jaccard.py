@@ -61,6 +61,7 @@ from tqdm.auto import tqdm
 
 from reidlib._faiss import faiss
 from reidlib.checks import features_2d, int_in_range, one_of, unit_rows
+from reidlib.utils import progress_enabled
 
 METRICS = ("cosine", "euclidean")
 SEARCHES = ("faiss", "torch")
@@ -401,7 +402,8 @@ def jaccard_from_weights(
         s_floor = 2.0 * (1.0 - max_distance) / (2.0 - max_distance) - 1e-6
     rows_out, cols_out, vals_out = [], [], []
     bounds = _blocks(row_terms, block_pairs, max_rows=max(1, (1 << 22) // n) if dense_acc else n)
-    for start, stop in tqdm(bounds, desc="Jaccard distance", disable=not progress):
+    for start, stop in tqdm(bounds, desc="Jaccard distance",
+                            disable=not progress_enabled(progress)):
         lo, hi = v.indptr[start], v.indptr[stop]
         entry, at = _ragged(csc_pos[lo:hi], count[lo:hi])
         shared = np.minimum(v.data[lo:hi][entry], col_val[at])

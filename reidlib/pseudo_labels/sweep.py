@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from reidlib.pseudo_labels.loop import majority_correct
 from reidlib.pseudo_labels.quality import label_quality
+from reidlib.utils import progress_enabled
 from reidlib.viz.explorer import EmbeddingExplorer, png_data_url, widgets_wanted
 from reidlib.viz.grids import new_figure
 
@@ -48,7 +49,7 @@ def sensitivity_sweep(cluster: Callable[[float], np.ndarray], values: Sequence, 
         raise ValueError("values is empty: give at least one parameter value to try")
     pids = np.asarray(pids)
     rows = []
-    for value in tqdm(values, desc="sweep", disable=not progress, leave=False):
+    for value in tqdm(values, desc="sweep", disable=not progress_enabled(progress), leave=False):
         labels = _labels_or_error(cluster, value, len(pids))
         rows.append({"value": value, **label_quality(labels, pids, camids)})
     return rows

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from reidlib.data.augment import eval_transform
 from reidlib.data.imageset import ImageSet
+from reidlib.utils import progress_enabled
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
@@ -80,7 +81,8 @@ def extract_features(model: torch.nn.Module, images, batch_size: int = 256, flip
     model.eval()
     out = []
     try:
-        for start in tqdm(range(0, n, batch_size), desc="features", disable=not progress,
+        for start in tqdm(range(0, n, batch_size), desc="features",
+                          disable=not progress_enabled(progress),
                           leave=False):
             x = eval_transform(_batch(images, start, start + batch_size, device), size=size)
             if device.type == "cuda":

@@ -48,7 +48,7 @@ from reidlib.pseudo_labels.labels import check_labels, contiguous, trainable
 from reidlib.pseudo_labels.quality import record_round
 from reidlib.training.checkpoint import FORMAT, read_checkpoint
 from reidlib.training.features import extract_features, model_device
-from reidlib.utils import atomic_torch_save
+from reidlib.utils import atomic_torch_save, progress_enabled
 from reidlib.viz.explorer import Snapshot
 
 SCHEDULES = ("constant", "step", "cosine")
@@ -215,10 +215,24 @@ def data_fingerprint(images: ImageSet) -> str:
     return h.hexdigest()
 
 
-def validate(model, query: ImageSet, gallery: ImageSet, progress: bool = False) -> dict:
+def validate(model, query: ImageSet, gallery: ImageSet, progress: bool = False,
+             camera_norm: bool = False) -> dict:
     """mAP / CMC / mINP of ``model`` on any query / gallery pair (in training: validation)."""
     qf = extract_features(model, query, progress=progress)
     gf = extract_features(model, gallery, progress=progress)
+    return score_features(qf, gf, query, gallery, camera_norm=camera_norm)
+
+
+def score_features(qf: torch.Tensor, gf: torch.Tensor, query: ImageSet, gallery: ImageSet,
+                   camera_norm: bool = False) -> dict:
+    """``evaluate`` on query / gallery features; ``camera_norm`` first removes each camera's
+    mean and scale from query and gallery features together (survey §3.3, camera ids only)."""
+    if camera_norm:
+        from reidlib.handcrafted import per_camera_normalise
+
+        both = per_camera_normalise(torch.cat([qf, gf]).float(),
+                                    np.concatenate([query.camids, gallery.camids]))
+        qf, gf = both[:len(qf)], both[len(qf):]
     return evaluate(pairwise_distance(qf, gf), query.pids, gallery.pids,
                     query.camids, gallery.camids)
 
@@ -307,7 +321,8 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
     columns = {name: torch.as_tensor(value, device=device)
                for name, value in (("camids", train.camids), ("domains", domains))}
 
-    for epoch in tqdm(range(len(run.history), epochs), desc=method.name, disable=not progress):
+    for epoch in tqdm(range(len(run.history), epochs), desc=method.name,
+                      disable=not progress_enabled(progress)):
         t0 = time.perf_counter()
         record = {}
         if fixed is not None and run.labels is None:  # once: a memory starts from features
@@ -387,7 +402,8 @@ def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of
     device = images.device
     labels_t = torch.as_tensor(labels, device=device)
     sums: dict[str, torch.Tensor] = {}
-    bar = tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, leave=False)
+    bar = tqdm(batches, desc=f"epoch {epoch + 1}",
+               disable=not progress_enabled(progress), leave=False)
     for i, idx in enumerate(bar):
         if on_step is not None:
             on_step(epoch, i)

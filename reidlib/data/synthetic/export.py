@@ -10,6 +10,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from reidlib.data.imageset import ImageSet, ReidSplits
+from reidlib.utils import progress_enabled
 
 _FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
 
@@ -25,7 +26,8 @@ def _write_split(images: ImageSet, folder: Path, progress: bool) -> None:
     seen: dict[str, int] = {}
     rows = zip(images.images, images.pids, images.camids, images.frames, strict=True)
     for img, pid, cam, frame in tqdm(
-        rows, total=len(images), desc=folder.name, disable=not progress, leave=False
+        rows, total=len(images), desc=folder.name, leave=False,
+        disable=not progress_enabled(progress),
     ):
         key = f"{pid}_{cam}_{frame}"
         seen[key] = seen.get(key, 0) + 1

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from reidlib.data.synthetic.spec import HAIR_COLOURS, SKIN_TONES
+from reidlib.utils import progress_enabled
 
 Tensor = torch.Tensor
 
@@ -276,7 +277,8 @@ def render_images(
     n = len(params["scene"])
     out = np.empty((n, height, width, 3), np.uint8)
     starts = range(0, n, batch_size)
-    for start in tqdm(starts, desc=f"render {height}x{width}", disable=not progress, leave=False):
+    for start in tqdm(starts, desc=f"render {height}x{width}",
+                      disable=not progress_enabled(progress), leave=False):
         sl = slice(start, start + batch_size)
         batch = {
             k: torch.as_tensor(v[sl], dtype=torch.float32, device=device) for k, v in params.items()
