@@ -26,9 +26,11 @@ $(STAMP): pyproject.toml
 
 course: $(STAMP)
 	$(PY) -m reidlib.course run
+	$(PY) -m reidlib.course lint-build build
 
 test: $(STAMP)
 	$(PY) -m ruff check reidlib tests benchmarks notebooks
+	$(PY) -m reidlib.course check
 	$(PY) -m pytest -q -rs
 
 lab: $(STAMP)

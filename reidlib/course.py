@@ -1,4 +1,4 @@
-"""The course runner: ``python -m reidlib.course list | run [CHAPTER ...] | check | sync``.
+"""The course runner: ``python -m reidlib.course list | run | check | sync | colab | lint-build``.
 
 Every notebook is stored twice (notebooks/README.md): a jupytext ``py:percent`` source
 ``NN_name.py``, which is the source of truth, and its pair ``NN_name.ipynb`` without
@@ -7,7 +7,11 @@ interpreter, writes ``build/NN_name.ipynb`` (with outputs) and ``build/NN_name.h
 and gathers each chapter's recorded numbers (``reidlib.notebook.Session.record``) with
 its run time into ``build/results.json``. ``check`` verifies that every pair is in sync
 and that no committed ``.ipynb`` carries outputs; ``sync`` rewrites the ``.ipynb`` files
-from their sources.
+from their sources. ``colab`` writes every notebook's standard first cells (an "Open in
+Colab" link, a cell that installs the course where it is missing) from the one repository
+URL in ``pyproject.toml``; ``check`` reports them when missing or stale. ``lint-build``
+checks a built folder for what should never reach a reader: frozen progress widgets,
+echoed dicts, errors and tracebacks.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from reidlib.utils import atomic_path
 DEFAULT_TIMEOUT_S = 3600.0  # per notebook; a full-profile chapter on a GPU takes minutes
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _SKIP_DIRS = {".ipynb_checkpoints", "__pycache__"}
+INSTRUCTOR_NUMBERS_FROM = 90  # notebooks/90_instructor_demo and later: instructor pages
 
 
 # --------------------------------------------------------------------------- discovery
@@ -65,9 +70,24 @@ class Notebook:
 
     @property
     def chapter(self) -> str:
-        """The name ``setup()`` records results under: "00" for a chapter, "ex00" for exercises."""
+        """The name ``setup()`` records results under: "00" or "01a" for a chapter, "ex00" for
+        an exercise (one exercise notebook may serve a chapter's parts: ``ex01`` for 1a and 1b)."""
         number = self.name.split("_", 1)[0]
         return number if self.kind == "chapter" else f"ex{number}"
+
+    @property
+    def role(self) -> str:
+        """"chapter", "exercise", or "demo": notebooks numbered from 90 on are the instructor's
+        pages (run last, after the chapters whose recordings they replay), not chapters."""
+        if self.kind == "chapter" and _number(self.name) >= INSTRUCTOR_NUMBERS_FROM:
+            return "demo"
+        return self.kind
+
+
+def _number(name: str) -> int:
+    """The leading number of a notebook name ("01a_pseudo_labels" -> 1); -1 when there is none."""
+    digits = re.match(r"\d+", name)
+    return int(digits.group()) if digits else -1
 
 
 def is_jupytext_source(path: Path) -> bool:
@@ -116,12 +136,23 @@ def orphan_ipynbs(folders: Iterable[Path]) -> list[Path]:
 
 
 def select(notebooks: list[Notebook], wanted: list[str]) -> list[Notebook]:
-    """The notebooks named in ``wanted`` ("00", "00_fundamentals" or "fundamentals"), in order."""
+    """The notebooks named in ``wanted``, in course order.
+
+    A word matches a notebook's full name ("01a_pseudo_labels"), its id ("01a", "ex01") or
+    its name without the number ("pseudo_labels"); a bare number also picks every part of
+    that chapter ("01" -> 01a and 01b).
+    """
     if not wanted:
         return notebooks
     chosen = set()
     for word in wanted:
         hits = {nb for nb in notebooks if word in (nb.name, nb.chapter, nb.name.split("_", 1)[-1])}
+        if not hits and word.isdigit():
+            hits = {
+                nb
+                for nb in notebooks
+                if nb.kind == "chapter" and re.fullmatch(rf"{word}[a-z]", nb.chapter)
+            }
         if not hits:
             valid = ", ".join(nb.name for nb in notebooks) or "none found"
             raise ValueError(f"no notebook called {word!r}: expected one of {valid}")
@@ -349,8 +380,9 @@ def kernel_env(
     """The environment a notebook kernel runs in: ours plus the course variables.
 
     ``REID_BUILD`` sends recorded results to ``build_dir/results``; ``REID_STATIC_PLOTS``
-    makes the interactive explorers draw static figures (no widget frontend here); the
-    repository goes first on ``PYTHONPATH`` so the kernel imports this very reidlib.
+    makes the interactive explorers draw static figures (no widget frontend here) and
+    ``REID_PROGRESS=0`` turns progress bars off; the repository goes first on
+    ``PYTHONPATH`` so the kernel imports this very reidlib.
     """
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parent.parent)
@@ -358,6 +390,9 @@ def kernel_env(
     env["REID_PROFILE"] = profile
     env["REID_BUILD"] = str(Path(build_dir).resolve())
     env["REID_STATIC_PLOTS"] = "1"
+    # No progress bars in a static render: a tqdm widget would freeze mid-way in the HTML
+    # (reidlib.utils.progress_enabled reads this).
+    env["REID_PROGRESS"] = "0"
     # A user's MPLBACKEND=Agg would silently drop every figure from the outputs.
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # silences a debugger warning on Python >= 3.11
@@ -442,7 +477,7 @@ def export_notebook(nb: nbformat.NotebookNode, ipynb_path: Path, html_path: Path
     """Write an executed notebook and its HTML rendering, each atomically."""
     from nbconvert import HTMLExporter  # slow to import; only the runner needs it
 
-    nb = nbformat.from_dict(nb)
+    nb = static_outputs(nbformat.from_dict(nb))
     # The build copy must not claim a jupytext pairing, or opening it would create a .py.
     nb.metadata.pop("jupytext", None)
     with atomic_path(ipynb_path) as tmp:
@@ -450,6 +485,35 @@ def export_notebook(nb: nbformat.NotebookNode, ipynb_path: Path, html_path: Path
     body, _ = HTMLExporter().from_notebook_node(nb)
     with atomic_path(html_path) as tmp:
         tmp.write_text(body, encoding="utf-8")
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# What a reader can see without a live kernel; a widget's text/plain is only its repr.
+_STATIC_MIMES = ("image/", "text/html", "text/markdown", "text/latex")
+
+
+def static_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without widgets, which no static page can run (a progress bar would freeze).
+
+    A widget output keeps its static fallback (an image, HTML) when it has one and is dropped
+    when all that is left is its text repr (``HBox(children=...)``, a tqdm line); the saved
+    widget state goes too, so the HTML export embeds no widget at all.
+    """
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW in data:
+                data.pop(WIDGET_VIEW)
+                if not any(mime.startswith(_STATIC_MIMES) for mime in data):
+                    continue
+            kept.append(out)
+        cell.outputs = kept
+    return nb
 
 
 # --------------------------------------------------------------------------- the course run
@@ -574,6 +638,293 @@ def summary_table(entries: dict[str, dict], headline: int = 3) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- Colab: first cells
+
+COLAB = "https://colab.research.google.com/github"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+DEFAULT_BRANCH = "main"
+CLONE_DIR = "reid-course"  # where the install cell clones the course (Colab: /content/...)
+INSTALL_MARKER = "# Colab, or a Jupyter without the course: fetch and install it (once)."
+_BADGE_LINE = re.compile(r"^\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*$")
+_COLAB_LINK = re.compile(re.escape(COLAB) + r"/[\w.-]+/[\w.-]+/blob/[\w.-]+/([\w./-]+\.ipynb)")
+_GITHUB = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?")
+
+
+def repository_url(root: Path | None = None) -> str:
+    """The course's public repository, ``https://github.com/OWNER/NAME``.
+
+    Written once, as ``[project.urls] Repository`` in ``pyproject.toml``; every "Open in
+    Colab" link and every install cell is derived from it (``python -m reidlib.course
+    colab`` rewrites them after the line changes).
+    """
+    root = find_repo_root() if root is None else Path(root)
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        raise ValueError(f"no pyproject.toml in {root}: the repository URL is written there")
+    url = _project_urls(pyproject.read_text(encoding="utf-8")).get("Repository")
+    if not url:
+        raise ValueError(f"{pyproject} has no [project.urls] Repository = \"https://github.com/...\"")
+    match = _GITHUB.fullmatch(url.strip())
+    if match is None:
+        raise ValueError(
+            f"{pyproject}: Repository = {url!r}; Colab opens notebooks from GitHub only, "
+            "expected https://github.com/OWNER/NAME"
+        )
+    return f"https://github.com/{match.group(1)}/{match.group(2)}"
+
+
+def _project_urls(text: str) -> dict[str, str]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: read the one table by hand
+        table = re.search(r"^\[project\.urls\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+        pairs = re.findall(r'^\s*"?([\w -]+?)"?\s*=\s*"([^"]*)"', table.group(1) if table else "",
+                           re.M)
+        return dict(pairs)
+    return tomllib.loads(text).get("project", {}).get("urls", {})
+
+
+def colab_url(repo: str, path: str, branch: str = DEFAULT_BRANCH) -> str:
+    """The Colab address that opens ``path`` (an ``.ipynb``, relative to the repository root)."""
+    match = _GITHUB.fullmatch(repo)
+    if match is None:
+        raise ValueError(f"expected https://github.com/OWNER/NAME, got {repo!r}")
+    return f"{COLAB}/{match.group(1)}/{match.group(2)}/blob/{branch}/{path}"
+
+
+def install_cell(repo: str, folder: str) -> str:
+    """The first code cell: clone and install the course where ``reidlib`` is missing.
+
+    Where the course is installed (``make lab``, ``make course``, the tests) it changes
+    nothing. On Colab it clones the repository into ``reid-course/``, installs it with its
+    requirements (the floors of ``pyproject.toml``; Colab's own torch is kept when new
+    enough) and moves into the notebook's folder in the clone, so that ``setup()`` finds the
+    repository (its data cache, an exercise's checks). ``folder`` is the notebook's folder
+    relative to the repository root.
+    """
+    inside = f"{CLONE_DIR}/{folder}"
+    return "\n".join([
+        INSTALL_MARKER,
+        "# Where the course is installed (make lab, make course) this cell does nothing.",
+        "import importlib.util",
+        "import os",
+        "import sys",
+        "",
+        f'COURSE = "{repo}"',
+        'if importlib.util.find_spec("reidlib") is None:',
+        '    print(f"installing the course from {COURSE} (a few minutes)")',
+        f"    !git clone --quiet --depth 1 {{COURSE}} {CLONE_DIR}",
+        f"    %pip install --quiet ./{CLONE_DIR}",
+        "    importlib.invalidate_caches()",
+        f'if os.path.isdir("{inside}"):  # work inside the clone, also after a restart',
+        f'    os.chdir("{inside}")',
+        'if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked',
+        "    from google.colab import output",
+        "",
+        "    output.enable_custom_widget_manager()",
+    ])
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise ValueError(f"{path} is not inside the repository {root}") from None
+
+
+def standard_first_cells(notebook: Notebook, root: Path, repo: str) -> tuple[str, str]:
+    """The Colab badge line of the first markdown cell and the install cell of ``notebook``."""
+    link = colab_url(repo, _relative(notebook.ipynb, root))
+    badge = f"[![Open In Colab]({COLAB_BADGE})]({link})"
+    return badge, install_cell(repo, _relative(notebook.source.parent, root))
+
+
+def _is_install_cell(cell) -> bool:
+    return cell.cell_type == "code" and (
+        cell.source.startswith(INSTALL_MARKER) or 'find_spec("reidlib")' in cell.source
+    )
+
+
+def with_first_cells(nb: nbformat.NotebookNode, badge: str, install: str) -> nbformat.NotebookNode:
+    """A copy of ``nb`` whose first markdown cell opens with ``badge`` and whose first code
+    cell is ``install`` (old badges and install cells are replaced, nothing else changes)."""
+    nb = nbformat.from_dict(nb)
+    cells = [c for c in nb.cells if not _is_install_cell(c)]
+    first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
+    first_md = next((i for i, c in enumerate(cells[:first_code]) if c.cell_type == "markdown"),
+                    None)
+    if first_md is None:
+        cells.insert(0, nbformat.v4.new_markdown_cell(badge))
+        first_code += 1
+    else:
+        lines = cells[first_md].source.splitlines()
+        while lines and (_BADGE_LINE.match(lines[0]) or not lines[0].strip()):
+            lines.pop(0)
+        cells[first_md].source = "\n".join([badge, "", *lines]) if lines else badge
+    cells.insert(first_code, nbformat.v4.new_code_cell(install))
+    nb.cells = cells
+    return nb
+
+
+def first_cell_problems(notebook: Notebook, root: Path, repo: str) -> list[str]:
+    """What is missing or stale in the standard first cells of ``notebook``'s source: the
+    Colab link, the install cell, and the setup call under the name the runner reads."""
+    nb = read_source(notebook.source)
+    badge, install = standard_first_cells(notebook, root, repo)
+    hint = "(run: python -m reidlib.course colab)"
+    problems = []
+    first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    first_line = first_md.source.splitlines()[0] if first_md and first_md.source else ""
+    if first_line != badge:
+        state = "is stale" if _BADGE_LINE.match(first_line) else "is missing"
+        problems.append(f"{notebook.source}: the Open-in-Colab link of the first markdown cell "
+                        f"{state} {hint}")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if not code or not _is_install_cell(code[0]):
+        problems.append(f"{notebook.source}: the first code cell should install the course "
+                        f"where it is missing {hint}")
+    elif _normalised_cells(nbformat.v4.new_notebook(cells=[code[0]])) != [
+        ("code", install.strip())
+    ]:
+        problems.append(f"{notebook.source}: the install cell is stale {hint}")
+    after = code[1] if len(code) > 1 and _is_install_cell(code[0]) else (code[0] if code else None)
+    called = re.search(r"\bsetup\(\s*[\"']([^\"']*)[\"']", after.source) if after else None
+    if called is None:
+        problems.append(f"{notebook.source}: the code cell after the install cell should be "
+                        f'session = setup("{notebook.chapter}")')
+    elif called.group(1) != notebook.chapter:
+        problems.append(f"{notebook.source}: calls setup({called.group(1)!r}) but the runner "
+                        f"reads its results as {notebook.chapter!r}")
+    return problems
+
+
+def write_first_cells(notebook: Notebook, root: Path, repo: str) -> bool:
+    """Insert or refresh the standard first cells in the ``.py`` source, then sync the pair.
+
+    Only those cells change: the rest of the file, its jupytext header included, is kept
+    byte for byte. True when the source changed.
+    """
+    text = notebook.source.read_text(encoding="utf-8")
+    nb = jupytext.reads(text, fmt="py:percent")
+    wanted = with_first_cells(nb, *standard_first_cells(notebook, root, repo))
+    written = jupytext.writes(wanted, fmt="py:percent")
+    new_text = _header(text) + written[len(_header(written)):]
+    if _normalised_cells(jupytext.reads(new_text, fmt="py:percent")) != _normalised_cells(wanted):
+        raise RuntimeError(f"{notebook.source}: rewriting the first cells would change others")
+    changed = new_text != text
+    if changed:
+        with atomic_path(notebook.source) as tmp:
+            tmp.write_text(new_text, encoding="utf-8")
+    sync_pair(notebook)
+    return changed
+
+
+def _header(text: str) -> str:
+    """The jupytext header and blank lines before the first ``# %%`` cell marker."""
+    match = re.search(r"^# %%", text, re.M)
+    return text[: match.start()] if match else text
+
+
+def readme_link_problems(readme: Path, notebooks: list[Notebook], root: Path,
+                         repo: str) -> list[str]:
+    """README's Colab links: one per notebook, each to the current repository, none dangling."""
+    text = readme.read_text(encoding="utf-8")
+    problems = []
+    linked = set()
+    for match in _COLAB_LINK.finditer(text):
+        linked.add(match.group(1))
+        if match.group(0) != colab_url(repo, match.group(1)):
+            problems.append(f"{readme}: stale Colab link {match.group(0)} "
+                            "(run: python -m reidlib.course colab)")
+        if not (root / match.group(1)).is_file():
+            problems.append(f"{readme}: Colab link to {match.group(1)}, which does not exist")
+    for nb in notebooks:
+        if _relative(nb.ipynb, root) not in linked:
+            problems.append(f"{readme}: no Open-in-Colab link for {_relative(nb.ipynb, root)}")
+    return problems
+
+
+def write_readme_links(readme: Path, repo: str) -> bool:
+    """Point every Colab link of ``readme`` at ``repo``; True when the file changed."""
+    text = readme.read_text(encoding="utf-8")
+    new = _COLAB_LINK.sub(lambda m: colab_url(repo, m.group(1)), text)
+    if new == text:
+        return False
+    with atomic_path(readme) as tmp:
+        tmp.write_text(new, encoding="utf-8")
+    return True
+
+
+# --------------------------------------------------------------------------- built pages
+
+_TQDM = re.compile(r"\d+%\|[^|\n]*\||\d+/\d+ \[\d+:\d+<|\[[\d:]+<[\d:?]+, +[\d.?]+ ?[a-z]*/s\]")
+_ERROR = re.compile(r"Traceback \(most recent call last\)|\b(?:[A-Z]\w*)?Error:")
+_DICT_REPR = re.compile(r"^\s*(?:\{['\"]|OrderedDict\(|defaultdict\()", re.M)
+
+
+def lint_notebook(nb: nbformat.NotebookNode, name: str) -> list[str]:
+    """What a reader of an executed notebook should never see: progress bars (widget or
+    text), widgets frozen into the page, echoed dicts, errors and tracebacks."""
+    problems = []
+    if WIDGET_STATE in nb.metadata.get("widgets", {}):
+        problems.append(f"{name}: saved widget state (widgets would freeze in the page)")
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        where = f"{name}: cell {index + 1} ({_head(cell.source, 40)!r})"
+        found: dict[str, int] = {}  # problem -> how often this cell shows it, in order
+        for out in cell.get("outputs", []):
+            for problem in _output_problems_for_reader(out):
+                found[problem] = found.get(problem, 0) + 1
+        problems += [f"{where}: {p}" + (f" (x{n})" if n > 1 else "") for p, n in found.items()]
+    return problems
+
+
+def _output_problems_for_reader(out: dict) -> list[str]:
+    kind, data = out.get("output_type"), out.get("data", {})
+    if kind == "error":
+        return [f"error {out.get('ename')}: {out.get('evalue')}"]
+    text = out.get("text", "") if kind == "stream" else data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    problems = []
+    bar = _TQDM.search(text)
+    if WIDGET_VIEW in data:
+        problems.append("a progress-bar widget" if bar else "a widget output")
+    elif bar:
+        problems.append(f"a progress bar: {_head(bar.group())!r}")
+    error = _ERROR.search(text)
+    if error:
+        problems.append(_head(text[error.start():]))
+    if (kind == "execute_result" and text.lstrip().startswith("{")) or (
+        kind == "stream" and _DICT_REPR.search(text)
+    ):
+        problems.append(f"an echoed dict: {_head(text)!r}")
+    return problems
+
+
+def lint_build(build_dir: Path) -> list[str]:
+    """Every problem of every executed notebook and HTML page under ``build_dir``."""
+    build_dir = Path(build_dir)
+    if not build_dir.is_dir():
+        return [f"{build_dir}: no such build folder (run: python -m reidlib.course run)"]
+    problems = []
+    for path in sorted(build_dir.rglob("*.ipynb")):
+        if _SKIP_DIRS & set(path.parts):
+            continue
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception as err:  # nbformat raises several types for unreadable files
+            problems.append(f"{path}: cannot be read as a notebook ({err})")
+            continue
+        problems += lint_notebook(nb, str(path))
+    for path in sorted(build_dir.rglob("*.html")):
+        html = path.read_text(encoding="utf-8", errors="replace")
+        for mime in (WIDGET_VIEW, WIDGET_STATE):
+            if mime in html:
+                problems.append(f"{path}: embeds {mime} (a widget frozen in the page)")
+    return problems
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -619,9 +970,22 @@ def _parser(root: Path) -> argparse.ArgumentParser:
     )
     run.add_argument("--include-exercises", action="store_true", help="run the exercises too")
     commands.add_parser(
-        "check", parents=[folders], help="verify pairs are in sync, without outputs"
+        "check",
+        parents=[folders],
+        help="verify pairs are in sync, without outputs, with current first cells",
     )
     commands.add_parser("sync", parents=[folders], help="rewrite each .ipynb from its .py source")
+    commands.add_parser(
+        "colab",
+        parents=[folders],
+        help="insert or refresh every notebook's Open-in-Colab link and install cell "
+        "(and README's Colab links) from pyproject.toml's Repository URL",
+    )
+    lint = commands.add_parser(
+        "lint-build", help="check built notebooks for progress bars, widgets, dicts, errors"
+    )
+    lint.add_argument("build", type=Path, nargs="?", default=root / "build",
+                      help="build folder (default build/)")
     return parser
 
 
@@ -630,7 +994,8 @@ def cmd_list(notebooks: list[Notebook]) -> int:
         print("no notebooks found")
     for nb in notebooks:
         print(
-            f"{nb.kind:9s} {nb.name:32s} {'paired' if nb.paired else 'NOT PAIRED':10s} {nb.source}"
+            f"{nb.role:9s} {nb.chapter:5s} {nb.name:32s} "
+            f"{'paired' if nb.paired else 'NOT PAIRED':10s} {nb.source}"
         )
     return 0
 
@@ -659,8 +1024,16 @@ def cmd_run(notebooks: list[Notebook], args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_check(notebooks: list[Notebook], folders: list[Path]) -> int:
+def cmd_check(notebooks: list[Notebook], folders: list[Path], root: Path) -> int:
     problems = check_pairs(notebooks, folders)
+    try:
+        repo = repository_url(root)
+        for nb in notebooks:
+            problems += first_cell_problems(nb, root, repo)
+        if (root / "README.md").is_file():
+            problems += readme_link_problems(root / "README.md", notebooks, root, repo)
+    except ValueError as err:
+        problems.append(str(err))
     for problem in problems:
         print(problem)
     print(f"{len(notebooks)} notebooks checked, {len(problems)} problems")
@@ -673,15 +1046,46 @@ def cmd_sync(notebooks: list[Notebook]) -> int:
     return 0
 
 
+def cmd_colab(notebooks: list[Notebook], root: Path) -> int:
+    try:
+        repo = repository_url(root)
+        for nb in notebooks:
+            print(f"{'wrote' if write_first_cells(nb, root, repo) else 'up to date':10s} "
+                  f"{nb.source}")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    readme = root / "README.md"
+    if readme.is_file():
+        print(f"{'wrote' if write_readme_links(readme, repo) else 'up to date':10s} {readme}")
+    return 0
+
+
+def cmd_lint_build(build: Path) -> int:
+    problems = lint_build(build)
+    for problem in problems:
+        print(problem)
+    print(f"{build}: {len(problems)} problems")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser(find_repo_root()).parse_args(argv)
+    if args.command == "lint-build":
+        return cmd_lint_build(args.build)
     notebooks = discover(args.notebooks, args.exercises)
+    # The repository the notebooks live in (Colab links are relative to it).
+    root = find_repo_root(args.notebooks)
+    if not Path(args.notebooks).resolve().is_relative_to(root):
+        root = Path(args.notebooks).resolve().parent
     if args.command == "list":
         return cmd_list(notebooks)
     if args.command == "run":
         return cmd_run(notebooks, args)
     if args.command == "check":
-        return cmd_check(notebooks, [args.notebooks, args.exercises])
+        return cmd_check(notebooks, [args.notebooks, args.exercises], root)
+    if args.command == "colab":
+        return cmd_colab(notebooks, root)
     return cmd_sync(notebooks)
 
 

@@ -221,9 +221,9 @@ def test_discovery_pairs_and_list(tmp_path, capsys):
     ]
     assert course.main(["list", "--notebooks", str(notebooks), "--exercises", str(exercises)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert re.match(r"chapter\s+00_first\s+paired\s", lines[0])
-    assert re.match(r"chapter\s+02_draft\s+NOT PAIRED\s", lines[2])
-    assert re.match(r"exercise\s+00_first\s+paired\s", lines[3])
+    assert re.match(r"chapter\s+00\s+00_first\s+paired\s", lines[0])
+    assert re.match(r"chapter\s+02\s+02_draft\s+NOT PAIRED\s", lines[2])
+    assert re.match(r"exercise\s+ex00\s+00_first\s+paired\s", lines[3])
 
 
 def test_is_jupytext_source(tmp_path):
@@ -240,6 +240,21 @@ def test_select_by_number_or_name():
     assert course.select(notebooks, ["01_labels"]) == notebooks[1:]
     with pytest.raises(ValueError, match="no notebook called '07': expected one of 00_intro, 01_l"):
         course.select(notebooks, ["07"])
+
+
+def test_chapter_parts_and_the_instructor_demo():
+    names = ("00_intro", "01a_labels", "01b_loop", "02_learning", "90_instructor_demo")
+    notebooks = [course.Notebook(Path(f"notebooks/{n}.py"), "chapter") for n in names]
+    exercise = course.Notebook(Path("exercises/01_labels/01_labels.py"), "exercise")
+    assert [nb.chapter for nb in notebooks] == ["00", "01a", "01b", "02", "90"]
+    assert [nb.role for nb in notebooks] == ["chapter"] * 4 + ["demo"]
+    assert (exercise.chapter, exercise.role) == ("ex01", "exercise")
+    # a bare number picks every part of its chapter; a part's id picks that part only
+    assert course.select(notebooks, ["01"]) == notebooks[1:3]
+    assert course.select(notebooks, ["01b"]) == notebooks[2:3]
+    assert course.select([*notebooks, exercise], ["ex01", "90"]) == [notebooks[4], exercise]
+    with pytest.raises(ValueError, match="no notebook called '03'"):
+        course.select(notebooks, ["03"])
 
 
 # ----------------------------------------------------------------------------- check / sync
@@ -268,7 +283,8 @@ def test_check_detects_an_edited_source(demo_copy, capsys):
     assert "4 cells but 00_demo.py has 5" in course.pair_problems(demo_copy)[0]
     folder = str(demo_copy.source.parent)
     assert course.main(["check", "--notebooks", folder, "--exercises", folder + "/none"]) == 1
-    assert "1 notebooks checked, 1 problems" in capsys.readouterr().out
+    out = capsys.readouterr().out  # a folder outside any project: no repository URL either
+    assert "no pyproject.toml" in out and "1 notebooks checked, 2 problems" in out
 
 
 def test_check_ignores_trailing_whitespace_and_metadata(demo_copy):
@@ -452,6 +468,7 @@ def test_kernel_env(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = course.kernel_env("quick", tmp_path / "b", {"REID_CACHE": "/shared/cache"})
     assert env["REID_PROFILE"] == "quick" and env["REID_STATIC_PLOTS"] == "1"
+    assert env["REID_PROGRESS"] == "0"  # no progress bar freezes in a built page
     assert env["REID_BUILD"] == str((tmp_path / "b").resolve())
     assert env["REID_CACHE"] == "/shared/cache"
     assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
