@@ -1,18 +1,23 @@
-"""End to end in a real browser: JupyterLab runs chapter 0 and its embedding explorer reacts.
+"""End to end in a real browser: the live embedding explorer reacts in JupyterLab.
 
 Headless Chromium (Debian's, installed by ``.ci/install-browser.sh``; never a Playwright
-download) opens notebook 00 in JupyterLab, runs all cells from the Run menu, finds the
-embedding explorer (``reidlib.viz.EmbeddingExplorer.widget``), moves its "snapshot" slider
-with the keyboard and checks that the plot was redrawn. This is the one test that covers
-the path from a kernel's ipywidgets to pixels on a student's screen: the widget's comm
-messages, the JupyterLab widget manager, and the ``Output`` redraw on a slider change.
+download) opens notebooks in JupyterLab and runs all their cells from the Run menu:
 
-Screenshots and the server log are kept in ``build/test-artifacts/browser/``.
+- chapter 0: its explorer (``EmbeddingExplorer.show``, the jupyter-scatter view of
+  ``reidlib.viz.scatter``) appears, and moving its slider with the keyboard moves the points;
+- a small notebook of two recorded runs (``reidlib.viz.replay``): Play steps through the
+  epochs, a click on a point selects its whole cluster, and in ``compare`` one slider
+  drives both runs and a click in one view selects the point and its neighbours in both.
+
+These are the tests that cover the path from a kernel's widgets to pixels on a student's
+screen: the comm messages, the JupyterLab widget manager, anywidget and WebGL. jupyter-scatter
+draws with WebGL; headless Chromium without a GPU gets it from SwiftShader
+(``--enable-unsafe-swiftshader``). Screenshots and the server log are kept in
+``build/test-artifacts/browser/``.
 """
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import os
 import re
@@ -36,8 +41,11 @@ PAGE_OPEN_S = 120  # JupyterLab's page and the notebook's kernel
 RUN_ALL_S = 480
 REDRAW_S = 60  # one PCA-layout redraw takes well under a second
 
-PLOT_IMG = ".reid-explorer-plot img"
-SLIDER_HANDLE = ".reid-explorer-slider .noUi-handle"
+LIVE = ".reid-live"
+CANVAS = "canvas"
+LIVE_SLIDER_HANDLE = ".reid-live-slider .noUi-handle"
+# WebGL without a GPU: SwiftShader, which recent Chromium enables only when asked.
+WEBGL_ARGS = ("--enable-unsafe-swiftshader", "--use-angle=swiftshader")
 # The status bar reads "Python 3 (ipykernel) | Idle" once the kernel has started.
 KERNEL_IDLE_JS = (
     "() => /\\| Idle\\b/.test(document.querySelector('#jp-main-statusbar')?.innerText ?? '')"
@@ -71,9 +79,8 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture
-def notebook_dir(tmp_path) -> Path:
-    """A folder holding chapter 0 as a fresh ``.ipynb``, built from its ``.py`` source.
+def chapter_zero(folder: Path) -> Path:
+    """Chapter 0 as a fresh ``.ipynb`` in ``folder``, built from its ``.py`` source.
 
     JupyterLab serves this copy, not notebooks/: running the notebook in the browser must
     never write outputs (or, through jupytext's pairing, a new ``.py``) into the repository.
@@ -84,17 +91,69 @@ def notebook_dir(tmp_path) -> Path:
         pytest.fail(f"{NOTEBOOK_SOURCE} is missing: this test runs chapter 0's notebook")
     notebook = jupytext.read(NOTEBOOK_SOURCE)
     notebook.metadata.pop("jupytext", None)  # a plain notebook: nothing paired to write
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    jupytext.write(notebook, folder / "00_fundamentals.ipynb")
-    return folder
+    path = folder / "00_fundamentals.ipynb"
+    jupytext.write(notebook, path)
+    return path
+
+
+# Two recorded runs of 41 points in two dimensions, symmetric about the origin, where point
+# 0 sits at every epoch: the centre of each plot, a spot a test can click without knowing
+# how the front end maps data to pixels. Its cluster, 0, holds 10 images.
+REPLAY_CELLS = [
+    """import numpy as np
+from reidlib.training.loop import EpochRecord, History
+from reidlib.viz.explorer import Snapshot
+from reidlib.viz.replay import compare, demo, save_replay
+
+rng = np.random.default_rng(0)
+half = rng.normal(size=(20, 2)) * 3
+pid = np.concatenate([[0], np.arange(20) % 5, np.arange(20) % 5])
+crops = rng.integers(0, 255, (41, 16, 8, 3), dtype=np.uint8)
+
+
+def history(stretch):
+    records = []
+    for t in range(3):  # a stretch along x: no rotation or scaling undoes it
+        xy = half * np.array([1 + stretch * t, 1.0])
+        features = np.concatenate([[[0.0, 0.0]], xy, -xy]).astype(np.float32)
+        labels = np.concatenate([[0], np.arange(20) % 4, np.arange(20) % 4])
+        labels[5] = -1
+        quality = {"pairwise_f": 0.5 + t / 10, "outlier_share": 0.1, "n_clusters": 4}
+        snap = Snapshot(features, f"epoch {t}", pid=pid, camid=pid % 2, pseudo_label=labels)
+        records.append(EpochRecord(t, {}, 0.1, 1.0, 0.1, 41, labels, quality, snap))
+    return History(records)
+
+
+save_replay("replays", "run a", history(0.6), crops, method="pca")
+save_replay("replays", "run b", history(-0.4), crops, method="pca")""",
+    "live = demo('replays', 'run a', show=False, live=True)\nlive.view",
+    "pair = compare('replays', 'run a', 'run b', show=False, live=True, k=3)\npair.view",
+]
+
+
+def replay_notebook(folder: Path) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(c) for c in REPLAY_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    path = folder / "replays.ipynb"
+    nbformat.write(notebook, path)
+    return path
 
 
 @pytest.fixture
-def lab(chromium, notebook_dir, tmp_path, artifacts):
-    """A JupyterLab serving ``notebook_dir``; its kernels run chapter 0 in the smoke profile."""
+def lab(chromium, tmp_path, artifacts):
+    """A JupyterLab serving a fresh folder with chapter 0 and the replay notebook; its
+    kernels run in the smoke profile."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    chapter_zero(folder)
+    replay_notebook(folder)
     env = dict(os.environ)
-    env.pop("REID_STATIC_PLOTS", None)  # the explorer must be the live widget
+    env.pop("REID_STATIC_PLOTS", None)  # the explorer must be the live view
+    env.pop("REID_PROGRESS", None)
     env.update(
         REID_PROFILE="smoke",
         REID_BUILD=str(tmp_path / "build"),
@@ -106,7 +165,7 @@ def lab(chromium, notebook_dir, tmp_path, artifacts):
     )
     # Idle OpenMP threads otherwise spin and starve the browser on a 2-core machine.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    server = start_lab(notebook_dir, tmp_path / "lab-home", env)
+    server = start_lab(folder, tmp_path / "lab-home", env)
     try:
         server.wait_ready(LAB_START_S)
         yield server
@@ -122,7 +181,8 @@ def page(chromium):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(chromium), args=list(CHROMIUM_ARGS), timeout=60_000
+            executable_path=str(chromium), args=[*CHROMIUM_ARGS, *WEBGL_ARGS],
+            timeout=60_000
         )
         try:
             yield browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -132,43 +192,118 @@ def page(chromium):
 
 @pytest.mark.slow
 @pytest.mark.timeout(LAB_START_S + PAGE_OPEN_S + RUN_ALL_S + REDRAW_S + 60)
-def test_explorer_slider_redraws_in_jupyterlab(lab, page, artifacts):
+def test_explorer_slider_moves_the_points_in_jupyterlab(lab, page, artifacts):
     try:
         _open_notebook(page, lab.url("lab/tree/00_fundamentals.ipynb"))
         _run_all_cells(page)
-        seconds = _wait_for_explorer(page, RUN_ALL_S)
+        seconds = _wait_for(page, LIVE + " " + CANVAS, RUN_ALL_S, "the embedding explorer")
         print(f"notebook 00 ran to the explorer in {seconds:.0f} s")
-
-        explorer = page.locator(".reid-explorer")
+        explorer = page.locator(LIVE).first
         explorer.scroll_into_view_if_needed()
-        before_src = _plot_src(page)
-        before_shot = explorer.screenshot(path=artifacts / "explorer-before.png")
-        assert "(1 / 3)" in explorer.inner_text(), explorer.inner_text()
-
+        caption = explorer.locator(".reid-live-caption")
+        assert "(1 / 3)" in caption.inner_text(), caption.inner_text()
+        time.sleep(1)  # let the first frame draw
+        before = _canvas_shot(explorer, artifacts / "explorer-before.png")
         # The keyboard path of a real user: focus the slider's handle, press the right arrow.
-        page.locator(SLIDER_HANDLE).press("ArrowRight")
-        page.wait_for_function(
-            "([sel, old]) => { const img = document.querySelector(sel);"
-            " return img && img.src !== old && img.complete && img.naturalWidth > 0; }",
-            arg=[PLOT_IMG, before_src], timeout=REDRAW_S * 1000,
-        )
-        after_src = _plot_src(page)
-        after_shot = explorer.screenshot(path=artifacts / "explorer-after.png")
+        explorer.locator(LIVE_SLIDER_HANDLE).press("ArrowRight")
+        _wait_text(caption, "(2 / 3)", REDRAW_S)
+        time.sleep(2)  # the points' transition takes TRANSITION_MS
+        after = _canvas_shot(explorer, artifacts / "explorer-after.png")
     except BaseException:
-        # BaseException: pytest-timeout's failure is one too, and we want the picture then.
-        try:
-            page.screenshot(path=artifacts / "page-at-failure.png", full_page=True,
-                            timeout=15_000)
-        except Exception as err:  # the original failure matters more than its picture
-            print(f"no failure screenshot: {err}")
+        _failure_shot(page, artifacts)
+        raise
+    assert before != after, "the slider moved but the plot's pixels stayed the same"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(LAB_START_S + PAGE_OPEN_S + RUN_ALL_S + 4 * REDRAW_S + 60)
+def test_play_click_and_compare_on_recorded_runs(lab, page, artifacts):
+    try:
+        _open_notebook(page, lab.url("lab/tree/replays.ipynb"))
+        _run_all_cells(page)
+        _wait_for(page, ".reid-compare " + CANVAS, RUN_ALL_S, "the comparison")
+        demo_view = page.locator(LIVE).first  # the demo; the comparison's two views follow
+        demo_view.scroll_into_view_if_needed()
+        caption = demo_view.locator(".reid-live-caption")
+        assert "(1 / 3)" in caption.inner_text(), caption.inner_text()
+        time.sleep(1)
+        before = _canvas_shot(demo_view, artifacts / "demo-epoch0.png")
+
+        # Play: the front end steps the slider; the kernel moves the points each step
+        demo_view.locator(".reid-live-play button").first.click()
+        _wait_text(caption, "(3 / 3)", REDRAW_S)
+        time.sleep(2)
+        after = _canvas_shot(demo_view, artifacts / "demo-played.png")
+        assert before != after, "Play stepped the epochs but the plot's pixels stayed the same"
+        metrics = demo_view.locator(".reid-live-metrics").inner_text()
+        assert "pairwise F 0.70" in metrics, metrics
+
+        # a click on point 0 (the plot's centre) selects its cluster, 10 images
+        _click_centre(demo_view)
+        selection = demo_view.locator(".reid-live-selection")
+        _wait_text(selection, "point 0: cluster 0", REDRAW_S)
+        assert "cluster 0, 10 images" in selection.inner_text(), selection.inner_text()
+        _canvas_shot(demo_view, artifacts / "demo-cluster-selected.png")
+
+        # compare: one slider for both runs, a click selects point 0 and 3 neighbours in both
+        compare_view = page.locator(".reid-compare")
+        compare_view.scroll_into_view_if_needed()
+        captions = compare_view.locator(".reid-live-caption")
+        compare_view.locator(".reid-compare-slider .noUi-handle").press("ArrowRight")
+        for i in range(2):
+            _wait_text(captions.nth(i), "(2 / 3)", REDRAW_S)
+        time.sleep(2)
+        left = compare_view.locator(LIVE).nth(0)
+        _click_centre(left)
+        info = compare_view.locator(".reid-compare-selection")
+        _wait_text(info, "nearest neighbours", REDRAW_S)
+        assert "point 0 and its 3 nearest neighbours" in info.inner_text(), info.inner_text()
+        for i in range(2):
+            text = compare_view.locator(".reid-live-selection").nth(i).inner_text()
+            assert "point 0 and its 3 nearest neighbours" in text, text
+        compare_view.screenshot(path=artifacts / "compare-selected.png")
+    except BaseException:
+        _failure_shot(page, artifacts)
         raise
 
-    assert "(2 / 3)" in explorer.inner_text(), explorer.inner_text()
-    before_png, after_png = _png_bytes(before_src), _png_bytes(after_src)
-    (artifacts / "plot-before.png").write_bytes(before_png)
-    (artifacts / "plot-after.png").write_bytes(after_png)
-    assert before_png != after_png, "the slider moved but the plot's picture stayed the same"
-    assert before_shot != after_shot, "the explorer's screenshots before and after are equal"
+
+def _plot_canvas(view):
+    """The view's WebGL plot: its largest canvas (jupyter-scatter draws small ones too)."""
+    canvases = view.locator(CANVAS)
+    sizes = [(box["width"] * box["height"] if box else 0, i)
+             for i, box in enumerate(canvases.nth(i).bounding_box()
+                                     for i in range(canvases.count()))]
+    return canvases.nth(max(sizes)[1])
+
+
+def _canvas_shot(view, path: Path) -> bytes:
+    """A screenshot of the view's plot."""
+    return _plot_canvas(view).screenshot(path=path)
+
+
+def _click_centre(view) -> None:
+    """A mouse click at the plot's centre, on whatever layer the page has on top there."""
+    canvas = _plot_canvas(view)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    view.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def _wait_text(locator, text: str, timeout: float) -> None:
+    start = time.monotonic()
+    while text not in locator.inner_text():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"waited {timeout:.0f} s for {text!r}; shown: {locator.inner_text()!r}",
+                        pytrace=False)
+        time.sleep(0.5)
+
+
+def _failure_shot(page, artifacts: Path) -> None:
+    # BaseException: pytest-timeout's failure is one too, and we want the picture then.
+    try:
+        page.screenshot(path=artifacts / "page-at-failure.png", full_page=True, timeout=15_000)
+    except Exception as err:  # the original failure matters more than its picture
+        print(f"no failure screenshot: {err}")
 
 
 def _open_notebook(page, url: str) -> None:
@@ -186,21 +321,17 @@ def _run_all_cells(page) -> None:
     page.locator('.lm-Menu-item[data-command="runmenu:run-all"]').click()
 
 
-def _wait_for_explorer(page, timeout: float) -> float:
-    """Seconds until the explorer's plot is drawn; fails early when the run stops short.
+def _wait_for(page, selector: str, timeout: float, what: str) -> float:
+    """Seconds until ``selector`` is in the page; fails early when the run stops short.
 
     Run All stops at the first failing cell: the kernel then goes idle with no cell left
-    busy ("[*]") and no explorer, and we fail with the tracebacks shown in the notebook
+    busy ("[*]") and nothing shown, and we fail with the tracebacks shown in the notebook
     instead of waiting out the timeout.
     """
     start = time.monotonic()
     idle_polls = 0
     while time.monotonic() - start < timeout:
-        if page.evaluate(
-            "(sel) => { const img = document.querySelector(sel);"
-            " return !!img && img.complete && img.naturalWidth > 0; }",
-            PLOT_IMG,
-        ):
+        if page.locator(selector).count():
             return time.monotonic() - start
         busy = page.evaluate(
             "() => Array.from(document.querySelectorAll('.jp-InputPrompt'))"
@@ -208,17 +339,11 @@ def _wait_for_explorer(page, timeout: float) -> float:
         )
         idle_polls = idle_polls + 1 if not busy and page.evaluate(KERNEL_IDLE_JS) else 0
         if idle_polls >= 3:  # idle for three polls in a row: the run is over
-            pytest.fail(
-                "notebook 00 finished without showing the embedding explorer; errors shown:\n"
-                + _tracebacks(page),
-                pytrace=False,
-            )
+            pytest.fail(f"the notebook finished without showing {what}; errors shown:\n"
+                        + _tracebacks(page), pytrace=False)
         time.sleep(2)
-    pytest.fail(
-        f"the embedding explorer did not appear within {timeout:.0f} s; errors shown:\n"
-        + _tracebacks(page),
-        pytrace=False,
-    )
+    pytest.fail(f"{what} did not appear within {timeout:.0f} s; errors shown:\n"
+                + _tracebacks(page), pytrace=False)
 
 
 def _tracebacks(page) -> str:
@@ -229,16 +354,3 @@ def _tracebacks(page) -> str:
     )
     errors = [t for t in texts if "Error" in t or "Traceback" in t]
     return "\n---\n".join(t[-3000:] for t in errors) or "(none)"
-
-
-def _plot_src(page) -> str:
-    return page.locator(PLOT_IMG).get_attribute("src")
-
-
-def _png_bytes(src: str) -> bytes:
-    """The PNG inside the plot's ``data:image/png;base64,...`` source."""
-    prefix = "data:image/png;base64,"
-    assert src.startswith(prefix), f"the plot is not an inline PNG: {src[:80]!r}"
-    png = base64.b64decode(src[len(prefix):])
-    assert png.startswith(b"\x89PNG\r\n\x1a\n"), "the plot's source does not decode to a PNG"
-    return png

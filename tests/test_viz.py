@@ -272,16 +272,115 @@ def test_nearest_matches_sklearn():
         assert ex.nearest(1, 12, 6).tolist() == expected[expected != 12][:6].tolist()
 
 
-def test_static_has_one_panel_per_snapshot():
+def test_static_has_a_panel_per_snapshot_and_a_row_per_colouring():
     snaps = clustered_snapshots(per_id=4, steps=3)
     ex = EmbeddingExplorer(snaps, method="pca")
     fig = ex.static("pseudo_label")
-    assert len(fig.axes) == 3
-    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["epoch 0", "epoch 1", "epoch 2"]
-    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes] == [40] * 3
-    assert len(ex.static("camid", snapshots=[0, 2], ncols=1).axes) == 2
-    # one frame for all panels, so motion is not hidden by rescaling
-    assert len({ax.get_xlim() for ax in fig.axes}) == 1
+    assert len(fig.axes) == 6  # pseudo-labels and label states, 3 snapshots each
+    assert [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()] == ["pseudo-labels",
+                                                                      "label states"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes] == ["epoch 0", "epoch 1",
+                                                                  "epoch 2"] * 2
+    # no empty panel: every axes draws all 40 points
+    assert [len(ax.collections[0].get_offsets()) for ax in fig.axes] == [40] * 6
+    assert ex.static_rows("pid") == ["pid"] and ex.static_rows("state") == ["pseudo_label",
+                                                                           "state"]
+    assert len(ex.static("camid", snapshots=[0, 2]).axes) == 2
+    # more snapshots than columns: evenly spaced ones, the first and the last included
+    many = EmbeddingExplorer(clustered_snapshots(per_id=2, steps=9), method="pca")
+    titles = [ax.get_title().split("\n")[0] for ax in many.static("pid", max_columns=4).axes]
+    assert titles == ["epoch 0", "epoch 3", "epoch 5", "epoch 8"]
+
+
+def test_static_titles_carry_pairwise_f_and_outlier_share():
+    from reidlib.pseudo_labels.quality import label_quality
+
+    snaps = clustered_snapshots(per_id=4, steps=2)
+    ex = EmbeddingExplorer(snaps, method="pca")
+    for ax, snap in zip(ex.static("pseudo_label").axes, snaps * 2, strict=True):
+        q = label_quality(snap["pseudo_label"], snap["pid"])
+        assert ax.get_title().split("\n")[1] == (
+            f"F {q['pairwise_f']:.2f} · {q['outlier_share']:.0%} outliers")
+    # whole-run metrics, when the snapshot carries them, win over the shown points' own
+    with_metrics = [{**s, "metrics": {"pairwise_f": 0.123, "outlier_share": 0.4, "mAP": 0.5}}
+                    for s in snaps]
+    fig = EmbeddingExplorer(with_metrics, method="pca").static("state")
+    assert fig.axes[0].get_title().split("\n")[1] == "F 0.12 · 40% outliers · mAP 50%"
+
+
+def test_static_axes_follow_the_quantiles_of_each_layout():
+    from reidlib.viz.explorer import quantile_limits
+
+    snaps = clustered_snapshots(per_id=4, steps=2)
+    snaps[1]["features"][0] += 500.0  # one straggler far away
+    ex = EmbeddingExplorer(snaps, method="pca")
+    fig = ex.static("pid", quantiles=(1, 99))
+    for ax, i in zip(fig.axes, (0, 1), strict=True):
+        xy = ex.layout(i)
+        lo, hi = np.percentile(xy, [1, 99], axis=0)
+        pad = 0.08 * (hi - lo)
+        np.testing.assert_allclose(ax.get_xlim(), (lo[0] - pad[0], hi[0] + pad[0]), rtol=1e-6)
+        np.testing.assert_allclose(ax.get_ylim(), (lo[1] - pad[1], hi[1] + pad[1]), rtol=1e-6)
+        assert (ax.get_xlim(), ax.get_ylim()) == quantile_limits(xy, (1, 99))
+        inside = ((xy[:, 0] >= ax.get_xlim()[0]) & (xy[:, 0] <= ax.get_xlim()[1])
+                  & (xy[:, 1] >= ax.get_ylim()[0]) & (xy[:, 1] <= ax.get_ylim()[1]))
+        assert inside.mean() >= 0.95  # the bulk fills the panel
+    # the straggler is left outside rather than shrinking everything else
+    assert fig.axes[1].get_xlim()[1] - fig.axes[1].get_xlim()[0] < np.ptp(ex.layout(1)[:, 0])
+
+
+def test_highlighted_identities_and_state_colours():
+    from reidlib.pseudo_labels.states import STATE_COLOURS, label_states
+    from reidlib.viz.explorer import BACKGROUND_GREY
+
+    snaps = clustered_snapshots(per_id=4)
+    ex = EmbeddingExplorer(snaps, method="pca")
+    chosen = ex.chosen_identities(3)
+    assert chosen.tolist() == [0, 1, 2]  # equal counts: the smallest ids
+    for view in ("pid", "pseudo_label"):
+        rgba, _ = ex.colours(0, view, highlight=chosen)
+        others = ~np.isin(snaps[0]["pid"], chosen)
+        assert (rgba[others] == BACKGROUND_GREY).all()
+        assert not (rgba[~others] == BACKGROUND_GREY).all(1).any()
+    rgba, legend = ex.colours(1, "state")
+    states = label_states(snaps[1]["pseudo_label"], snaps[1]["pid"])
+    expected = np.array([to_rgba(STATE_COLOURS[s]) for s in states])
+    np.testing.assert_array_equal(rgba, expected)
+    assert {label for label, _ in legend} <= {"correct", "merged", "split fragment", "outlier"}
+
+
+def test_an_after_training_snapshot_without_pseudo_labels_is_never_an_empty_panel():
+    snaps = clustered_snapshots(per_id=4, steps=2)
+    after = {"features": snaps[1]["features"] * 0.5, "title": "after training",
+             "pid": snaps[1]["pid"]}
+    ex = EmbeddingExplorer([*snaps, after], method="pca")
+    fig = ex.static("pseudo_label")
+    assert len(fig.axes) == 6
+    assert all(len(ax.collections[0].get_offsets()) == 40 for ax in fig.axes)
+    assert fig.axes[2].get_title() == "after training (no pseudo_label)"
+    assert fig.axes[5].get_title() == "after training (no state)"
+
+
+def test_history_snapshots_carry_the_whole_runs_metrics():
+    from reidlib.training.loop import EpochRecord, History
+    from reidlib.viz.explorer import history_snapshots
+
+    snaps = [Snapshot(**s) for s in clustered_snapshots(per_id=4, steps=2)]
+    quality = {"pairwise_f": 0.5, "outlier_share": 0.25, "n_clusters": 7, "nmi": 0.9}
+    history = History([
+        EpochRecord(0, {"loss": 1.0}, 1e-3, 1.0, 0.5, 40, snaps[0].pseudo_label, quality,
+                    snaps[0], {"mAP": 0.3}),
+        EpochRecord(1, {"loss": 0.9}, 1e-3, 1.0, 0.0, 40),  # no re-clustering, no snapshot
+        EpochRecord(2, {"loss": 0.8}, 1e-3, 1.0, 0.5, 40, snaps[1].pseudo_label, quality,
+                    snaps[1]),
+    ])
+    out = history_snapshots(history, after={"features": snaps[1].features})
+    assert [s.title for s in out] == ["epoch 0", "epoch 1", "after training"]
+    assert out[0].metrics == {"pairwise_f": 0.5, "outlier_share": 0.25, "n_clusters": 7,
+                              "mAP": 0.3}
+    assert "mAP" not in out[1].metrics and out[2].metrics is None
+    with pytest.raises(ValueError, match="no snapshot"):
+        history_snapshots(History([history[1]]))
 
 
 def test_invalid_colour_by_and_missing_arrays():
@@ -492,7 +591,7 @@ def test_clicks_outside_the_axes_are_ignored_and_bad_events_explained():
 
 
 def test_show_in_a_headless_kernel(tmp_path):
-    """show() in nbclient: a widget without REID_STATIC_PLOTS, a PNG figure with it."""
+    """show() in nbclient: the live view without REID_STATIC_PLOTS, a PNG figure with it."""
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
 
@@ -506,6 +605,7 @@ def test_show_in_a_headless_kernel(tmp_path):
         "ex = EmbeddingExplorer(snaps, method='pca', cache_dir=None)",
         "os.environ['REID_STATIC_PLOTS'] = '0'\nex.show()",
         "os.environ['REID_STATIC_PLOTS'] = '1'\nex.show()",
+        "os.environ['REID_STATIC_PLOTS'] = '0'; os.environ['REID_PROGRESS'] = '0'\nex.show()",
         "image_grid(rng.integers(0, 255, (3, 8, 4, 3), dtype=np.uint8))",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
@@ -516,4 +616,96 @@ def test_show_in_a_headless_kernel(tmp_path):
     assert kinds[1] == [["application/vnd.jupyter.widget-view+json", "text/plain"]]
     assert nb.cells[1].outputs[0]["data"]["text/plain"].startswith("VBox(")
     assert kinds[2] == [["image/png", "text/plain"]]
-    assert kinds[3] == [["image/png", "text/plain"]]
+    assert kinds[3] == [["image/png", "text/plain"]]  # REID_PROGRESS=0: a static render too
+    assert kinds[4] == [["image/png", "text/plain"]]
+
+
+# ------------------------------------------------------------------ live view (jupyter-scatter)
+def live_view(colour_by="pseudo_label", steps=3):
+    snaps = clustered_snapshots(per_id=4, steps=steps)
+    ex = EmbeddingExplorer(snaps, solid_images(40), method="pca")
+    return snaps, ex, ex.live(colour_by)
+
+
+def test_live_view_play_moves_points_and_updates_the_metrics_strip():
+    from reidlib.pseudo_labels.quality import label_quality
+
+    snaps, ex, live = live_view()
+    assert live.options == ["pid", "camid", "pseudo_label", "state"]
+    assert live.play.max == live.slider.max == 2 and live.play.interval >= 1000
+    assert "(1 / 3)" in live.caption.value
+    before = live.scatter.widget.points.copy()
+    live.slider.value = 2  # what Play does, one step at a time
+    assert live.index == 2 and "(3 / 3)" in live.caption.value
+    assert live.scatter.widget.transition_points  # animated from the old layout
+    data = live.scatter._data
+    np.testing.assert_allclose(data["x"], ex.layout(2)[:, 0])
+    np.testing.assert_allclose(data["y"], ex.layout(2)[:, 1])
+    assert not np.array_equal(live.scatter.widget.points, before)
+    labels = snaps[2]["pseudo_label"]
+    expected = np.where(labels == -1, "outlier", [f"cluster {v}" for v in labels])
+    assert data["pseudo-label"].astype(str).tolist() == expected.tolist()
+    q = label_quality(labels, snaps[2]["pid"])
+    assert f"pairwise F <b>{q['pairwise_f']:.2f}</b>" in live.strip.value
+    assert f"<b>{q['outlier_share']:.0%}</b> outliers" in live.strip.value
+    # Play is linked to the slider in the front end (no kernel round trip per frame)
+    assert live.view.live is live
+
+
+def test_live_view_click_selects_the_whole_cluster():
+    snaps, ex, live = live_view()
+    labels = snaps[0]["pseudo_label"]
+    row = int(np.flatnonzero(labels >= 0)[0])
+    live.scatter.widget.selection = np.array([row], dtype="uint32")  # a click, as the front end
+    assert live.selection().tolist() == np.flatnonzero(labels == labels[row]).tolist()
+    assert f"cluster {labels[row]}" in live.info.value
+    outlier = int(np.flatnonzero(labels == -1)[0])
+    live.scatter.widget.selection = np.array([outlier], dtype="uint32")
+    assert live.selection().tolist() == [outlier] and "outlier" in live.info.value
+    lasso = np.array([1, 2, 3], dtype="uint32")
+    live.scatter.widget.selection = lasso  # a lasso is left as it is
+    assert live.selection().tolist() == [1, 2, 3] and "lasso" in live.info.value
+    # the selected images stay selected on another snapshot: where did they go?
+    live.go(1)
+    assert live.selection().tolist() == [1, 2, 3]
+
+
+def test_live_view_colours_and_previews():
+    from reidlib.pseudo_labels.states import STATE_COLOURS
+
+    snaps, ex, live = live_view("correct")  # shown as the four states
+    assert live.colour_by == "state"
+    assert live.colour_map("state") == [STATE_COLOURS[s] for s in live.categories["state"]]
+    mapping = live.colour_map("pseudo_label")
+    assert mapping[live.categories["pseudo_label"].index("outlier")] == "#b8b8b8"
+    live.menu.value = "camid"
+    assert live.scatter.color()["by"] == "camera"
+    previews = live.scatter._data["preview"]
+    assert previews[0].startswith("data:image/png;base64,")
+    picture = Image.open(io.BytesIO(base64.b64decode(previews[0].split(",", 1)[1])))
+    assert picture.height == 64 and np.asarray(picture)[0, 0, 1] == 200
+    # categories stay fixed over snapshots, so each colour keeps its meaning
+    live.go(2)
+    assert list(live.scatter._data["pseudo-label"].cat.categories) == live.categories[
+        "pseudo_label"]
+    with pytest.raises(ValueError, match="colour_by must be one of"):
+        ex.live("nope")
+
+
+def test_compare_shares_one_slider_and_the_selection():
+    from reidlib.viz.scatter import Compare
+
+    snaps = clustered_snapshots(per_id=4, steps=3)
+    a = EmbeddingExplorer(snaps, solid_images(40), method="pca")
+    b = EmbeddingExplorer(snaps[::-1], solid_images(40), method="pca")
+    view = Compare(a, b, ("A", "B"), k=4)
+    view.slider.value = 2
+    assert [v.index for v in view.views] == [2, 2]
+    view.views[1].scatter.widget.selection = np.array([7], dtype="uint32")  # click on the right
+    expected = [7, *b.nearest(2, 7, 4).tolist()]
+    assert [v.selection().tolist() for v in view.views] == [expected, expected]
+    assert "selected in both" in view.info.value
+    other = [dict(s, features=s["features"][:-1], pid=s["pid"][:-1], camid=None,
+                  pseudo_label=None, correct=None) for s in snaps]
+    with pytest.raises(ValueError, match="different images"):
+        Compare(a, EmbeddingExplorer(other, method="pca"))

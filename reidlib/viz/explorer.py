@@ -2,8 +2,19 @@
 
 Each snapshot (e.g. the features after epoch 3, or after clustering round 2) is laid out
 in 2-D and coloured by identity, camera, pseudo-label (survey §3.1, Eq. 2-3: outliers with
-pseudo-label -1 in grey) or pseudo-label correctness. The layouts of consecutive snapshots
-are kept in one frame so that motion on screen is motion of the features:
+pseudo-label -1 in grey), pseudo-label correctness, or the four label states of
+``reidlib.pseudo_labels.states`` (correct, merged, split fragment, outlier). Two faces:
+
+- ``static``: the figure of a built page, one column per snapshot (never an empty panel),
+  one row per colouring (pseudo-labels of a few chosen identities over the grey rest, and
+  the label states), each panel's axes spanning its layout's 1-99 % quantiles so the points
+  fill it, each title carrying pairwise F and the outlier share;
+- ``live``: the jupyter-scatter view of ``reidlib.viz.scatter`` (Play, animated moves, a
+  metrics strip, hover previews, click a point to select its cluster). ``show`` picks it
+  in a live kernel, the static figure otherwise. (``widget`` is the older PNG widget.)
+
+The layouts of consecutive snapshots are kept in one frame so that motion on screen is
+motion of the features:
 
 - UMAP (McInnes et al., 2018): the first snapshot is fitted from UMAP's spectral start,
   each later one warm-starts from the previous layout (``UMAP(init=previous)``) and is then
@@ -48,7 +59,11 @@ from reidlib.data.imageset import ImageSet
 from reidlib.utils import atomic_path
 from reidlib.viz.grids import MATCH_COLOR, QUERY_COLOR, WRONG_COLOR, image_grid, new_figure
 
-COLOUR_BY = ("pid", "camid", "pseudo_label", "correct")
+COLOUR_BY = ("pid", "camid", "pseudo_label", "correct")  # the label arrays of a Snapshot
+VIEWS = (*COLOUR_BY, "state")  # what a view can colour by: "state" = label_states(...)
+ROW_NAMES = {"pid": "by identity", "camid": "by camera", "pseudo_label": "pseudo-labels",
+             "correct": "label correct?", "state": "label states"}
+BACKGROUND_GREY = (0.85, 0.85, 0.85, 1.0)  # images of identities not picked out
 METHODS = ("umap", "pca")
 METRICS = ("euclidean", "cosine")
 OUTLIER_GREY = (0.72, 0.72, 0.72, 1.0)
@@ -61,6 +76,10 @@ class Snapshot:
 
     ``features``: (N, D); ``pid``, ``camid``, ``pseudo_label``: (N,) integers (pseudo-label
     -1 = outlier); ``correct``: (N,) bools (e.g. "the point's pseudo-label is right").
+    ``metrics``: optional numbers about the whole run at this moment (e.g. the clustering's
+    ``pairwise_f``, ``outlier_share``, ``n_clusters`` over all training images, ``mAP``);
+    panel titles and the live view's metrics strip show them, and compute pairwise F and
+    the outlier share on the snapshot's own points when they are missing.
     """
 
     features: np.ndarray
@@ -69,6 +88,7 @@ class Snapshot:
     camid: np.ndarray | None = None
     pseudo_label: np.ndarray | None = None
     correct: np.ndarray | None = None
+    metrics: dict | None = None
 
     def __post_init__(self) -> None:
         if hasattr(self.features, "detach"):  # a torch tensor, possibly on a GPU
@@ -81,6 +101,9 @@ class Snapshot:
             )
         if not np.isfinite(self.features).all():
             raise ValueError(f"snapshot {self.title!r}: features contain NaN or inf")
+        if self.metrics is not None and not isinstance(self.metrics, dict):
+            raise ValueError(f"snapshot {self.title!r}: metrics must be a dict or None, "
+                             f"got {type(self.metrics).__name__}")
         n = len(self.features)
         for name in COLOUR_BY:
             value = getattr(self, name)
@@ -183,6 +206,47 @@ def layout_cache_key(features: np.ndarray, params: dict, init: np.ndarray | None
     return h.hexdigest()
 
 
+def quantile_limits(xy: np.ndarray, quantiles: tuple[float, float] = (1.0, 99.0),
+                    pad: float = 0.08) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits ((x0, x1), (y0, y1)) spanning the ``quantiles`` (percent) of ``xy``.
+
+    The min / max would let one straggler shrink every other point into a corner; the
+    1-99 % range (plus ``pad`` of it on each side) lets the bulk fill the panel, and the few
+    points beyond fall outside the frame.
+    """
+    lo, hi = np.percentile(np.asarray(xy, dtype=np.float64), quantiles, axis=0)
+    margin = pad * np.maximum(hi - lo, 1e-6)
+    return (lo[0] - margin[0], hi[0] + margin[0]), (lo[1] - margin[1], hi[1] + margin[1])
+
+
+def history_snapshots(history, after: Snapshot | dict | None = None) -> list[Snapshot]:
+    """The snapshots of a training ``History`` (``reidlib.training.fit``), with metrics.
+
+    Each epoch that re-clustered left a snapshot of the snapshot rows; its ``metrics``
+    become the whole clustering's ``pairwise_f``, ``outlier_share`` and ``n_clusters``
+    (the record's ``quality``) and the validation ``mAP`` when that epoch was evaluated.
+    ``after``: a snapshot appended last, e.g. the features after training (its title
+    should say so).
+    """
+    out = []
+    for record in history:
+        if record.snapshot is None:
+            continue
+        metrics = dict(record.snapshot.metrics or {})
+        if record.quality is not None:
+            metrics.update({k: record.quality[k] for k in
+                            ("pairwise_f", "outlier_share", "n_clusters") if k in record.quality})
+        if record.val is not None and "mAP" in record.val:
+            metrics["mAP"] = float(record.val["mAP"])
+        out.append(dataclasses.replace(record.snapshot, metrics=metrics or None))
+    if after is not None:
+        out.append(as_snapshot(after, "after training"))
+    if not out:
+        raise ValueError("the history has no snapshot: train with labels recomputed at least "
+                         "once (a cluster= function), or pass snapshots yourself")
+    return out
+
+
 @dataclass(frozen=True)
 class PlotGeometry:
     """Where a rendered plot's data lie in its PNG: the bridge from a mouse click to a point.
@@ -253,6 +317,7 @@ class EmbeddingExplorer:
     "umap" or "pca". ``cache_dir``: where UMAP layouts are kept ("default": ``$REID_CACHE/umap`` or
     ``data/cache/umap`` at the repository root; None: no cache).
     ``n_thumbs``: how many nearest neighbours the widget shows for a chosen point.
+    ``layouts``: (N, 2) layouts computed before (e.g. stored in a replay), one per snapshot.
     """
 
     def __init__(
@@ -267,6 +332,7 @@ class EmbeddingExplorer:
         metric: str = "euclidean",
         cache_dir: str | os.PathLike | None = "default",
         n_thumbs: int = 8,
+        layouts: Sequence[np.ndarray] | None = None,
     ) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -302,6 +368,14 @@ class EmbeddingExplorer:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.fit_count = 0  # UMAP fits actually run (cache misses), for tests and curiosity
         self._layouts: list[np.ndarray] = []
+        if layouts is not None:  # computed earlier (a replay): used as they are
+            if len(layouts) != len(self.snapshots):
+                raise ValueError(f"layouts has {len(layouts)} entries for "
+                                 f"{len(self.snapshots)} snapshots")
+            self._layouts = [np.asarray(xy, dtype=np.float32) for xy in layouts]
+            if any(xy.shape != (n, 2) for xy in self._layouts):
+                raise ValueError(f"every layout must be ({n}, 2), got "
+                                 f"{[xy.shape for xy in self._layouts]}")
 
     # ---------------------------------------------------------------- layouts
     def __len__(self) -> int:
@@ -367,7 +441,7 @@ class EmbeddingExplorer:
         if unknown:
             raise ValueError(f"unknown label arrays {unknown}: expected some of {COLOUR_BY}")
         old = self.snapshots[index]
-        new = Snapshot(old.features, old.title if title is None else title,
+        new = Snapshot(old.features, old.title if title is None else title,  # metrics: stale
                        **{name: labels.get(name, getattr(old, name)) for name in COLOUR_BY})
         twin = copy.copy(self)
         twin.snapshots = [*self.snapshots[:index], new, *self.snapshots[index + 1:]]
@@ -377,9 +451,19 @@ class EmbeddingExplorer:
 
     # ---------------------------------------------------------------- colours
     def _values(self, index: int, colour_by: str) -> np.ndarray:
-        if colour_by not in COLOUR_BY:
-            raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
+        if colour_by not in VIEWS:
+            raise ValueError(f"colour_by must be one of {VIEWS}, got {colour_by!r}")
         snapshot = self.snapshots[index]
+        if colour_by == "state":
+            missing = [n for n in ("pseudo_label", "pid") if getattr(snapshot, n) is None]
+            if missing:
+                raise ValueError(
+                    f"snapshot {index} ({snapshot.title!r}) has no {missing[0]!r} array, which "
+                    f"'state' needs; it can be coloured by {snapshot.available()}"
+                )
+            from reidlib.pseudo_labels.states import label_states  # the package imports us
+
+            return label_states(snapshot.pseudo_label, snapshot.pid)
         values = getattr(snapshot, colour_by)
         if values is None:
             raise ValueError(
@@ -388,24 +472,49 @@ class EmbeddingExplorer:
             )
         return values
 
-    def colours(self, index: int, colour_by: str) -> tuple[np.ndarray, list[tuple[str, tuple]]]:
-        """RGBA per point (N, 4) and the legend entries (label, colour) for snapshot ``index``."""
+    def colours(self, index: int, colour_by: str, highlight: Sequence[int] | None = None,
+                ) -> tuple[np.ndarray, list[tuple[str, tuple]]]:
+        """RGBA per point (N, 4) and the legend entries (label, colour) for snapshot ``index``.
+
+        ``highlight``: identities to pick out when colouring by ``pid`` or ``pseudo_label``:
+        only their images get colours (by identity, or by the cluster they were put in), every
+        other image is drawn in ``BACKGROUND_GREY``. ``"state"`` uses ``STATE_COLOURS``.
+        """
         import seaborn as sns  # imports pandas: only when something is drawn
 
         values = self._values(index, colour_by)
+        if colour_by == "state":
+            from reidlib.pseudo_labels.states import STATE_COLOURS, STATE_LABELS, STATES
+
+            rgba = np.array([to_rgba(STATE_COLOURS[v]) for v in values]).reshape(-1, 4)
+            present = [s for s in STATES if (values == s).any()]
+            return rgba, [(STATE_LABELS[s], to_rgba(STATE_COLOURS[s])) for s in present]
         if colour_by == "correct":
             table = {True: ("correct", to_rgba(MATCH_COLOR)),
                      False: ("wrong", to_rgba(WRONG_COLOR))}
             rgba = np.array([table[bool(v)][1] for v in values]).reshape(-1, 4)
             return rgba, list(table.values())
+        chosen = None
+        if highlight is not None and colour_by in ("pid", "pseudo_label"):
+            chosen = np.isin(self._values(index, "pid"), np.asarray(highlight))
         # -1 is "no label": an outlier of the clustering, or a junk image
-        labels = np.unique(values[values != -1])
-        few = colour_by == "camid" and len(labels) <= 10  # colorblind has 10 distinct colours
-        palette = sns.color_palette("colorblind" if few else "husl", max(len(labels), 1))
+        labels = np.unique(values[(values != -1) & (True if chosen is None else chosen)])
+        few = (colour_by == "camid" or chosen is not None) and len(labels) <= 9
+        palette = sns.color_palette("husl", max(len(labels), 1))
+        if few:  # colour-blind safe, without its grey (index 7): grey means "not coloured"
+            palette = [c for j, c in enumerate(sns.color_palette("colorblind", 10)) if j != 7]
         lookup = {label: (*palette[j], 1.0) for j, label in enumerate(labels)}
         lookup[-1] = OUTLIER_GREY
-        rgba = np.array([lookup[v] for v in values.tolist()]).reshape(-1, 4)
+        rgba = np.array([lookup.get(v, OUTLIER_GREY) for v in values.tolist()]).reshape(-1, 4)
         prefix = {"pid": "id ", "camid": "c", "pseudo_label": "cluster "}[colour_by]
+        if chosen is not None:
+            rgba[~chosen] = BACKGROUND_GREY
+            what = "their clusters" if colour_by == "pseudo_label" else "by identity"
+            legend = [(f"{len(np.unique(highlight))} identities, {what}", (*palette[0], 1.0)),
+                      ("other identities", BACKGROUND_GREY)]
+            if colour_by == "pseudo_label" and (values[chosen] == -1).any():
+                legend.append(("outlier", OUTLIER_GREY))
+            return rgba, legend
         shown = labels + 1 if colour_by == "camid" else labels  # cameras 1-based, as in file names
         pairs = zip(shown, labels, strict=True)
         legend = [(f"{prefix}{name}", lookup[label]) for name, label in pairs]
@@ -413,53 +522,142 @@ class EmbeddingExplorer:
             legend.append(("outlier" if colour_by == "pseudo_label" else "junk", OUTLIER_GREY))
         return rgba, legend
 
+    def chosen_identities(self, k: int = 8) -> np.ndarray:
+        """The ``k`` identities with the most images among the points (ties: smaller id).
+
+        The static figures colour only these, so that a reader can follow a few people
+        across panels; the rest are grey.
+        """
+        pid = next((s.pid for s in self.snapshots if s.pid is not None), None)
+        if pid is None:
+            raise ValueError("no snapshot has a 'pid' array: nothing to choose identities from")
+        ids, counts = np.unique(pid[pid >= 0], return_counts=True)
+        return np.sort(ids[np.lexsort((ids, -counts))[:k]])
+
+    def summary(self, index: int) -> dict:
+        """Snapshot ``index``'s ``metrics`` (whole run), else pairwise F, outlier share and
+        cluster count of its pseudo-labels on its own points (``"scope": "shown points"``);
+        empty without pseudo-labels and identities."""
+        snapshot = self.snapshots[index]
+        if snapshot.metrics:
+            return {"scope": "all images", **snapshot.metrics}
+        if snapshot.pseudo_label is None or snapshot.pid is None:
+            return {}
+        from reidlib.pseudo_labels.quality import label_quality  # the package imports us
+
+        quality = label_quality(snapshot.pseudo_label, snapshot.pid)
+        return {"scope": "shown points", **{k: quality[k] for k in
+                                            ("pairwise_f", "outlier_share", "n_clusters")}}
+
+    def panel_title(self, index: int) -> str:
+        """The snapshot's name (its title's first line) over pairwise F and outliers."""
+        name = self.snapshots[index].title.split("\n")[0]
+        numbers = self.summary(index)
+        if "pairwise_f" not in numbers:
+            return name
+        line = f"F {numbers['pairwise_f']:.2f} · {numbers['outlier_share']:.0%} outliers"
+        if numbers.get("mAP") is not None:
+            line += f" · mAP {numbers['mAP']:.0%}"
+        return f"{name}\n{line}"
+
     # ---------------------------------------------------------------- drawing
     def draw(self, ax: Axes, index: int, colour_by: str = "pid", selected: int | None = None,
-             neighbours: np.ndarray | None = None, legend: bool = True) -> None:
-        """Scatter snapshot ``index`` on ``ax``; ring ``neighbours`` and star ``selected``."""
-        rgba, entries = self.colours(index, colour_by)
+             neighbours: np.ndarray | None = None, legend: bool = True,
+             highlight: Sequence[int] | None = None,
+             limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
+             title: str | None = None) -> None:
+        """Scatter snapshot ``index`` on ``ax``; ring ``neighbours`` and star ``selected``.
+
+        ``limits``: ((x0, x1), (y0, y1)); default ``quantile_limits`` of this layout, so the
+        points fill the panel. ``highlight``: see ``colours``; grey points go underneath.
+        """
+        rgba, entries = self.colours(index, colour_by, highlight)
         xy = self.layout(index)
-        ax.scatter(xy[:, 0], xy[:, 1], c=rgba, s=14, linewidths=0)
+        grey = (rgba == BACKGROUND_GREY).all(1)
+        order = np.concatenate([np.flatnonzero(grey), np.flatnonzero(~grey)])
+        ax.scatter(xy[order, 0], xy[order, 1], c=rgba[order], s=np.where(grey[order], 8, 16),
+                   linewidths=0)
         if neighbours is not None and len(neighbours):
             ax.scatter(*xy[neighbours].T, s=70, facecolors="none", edgecolors="black", lw=1.2)
         if selected is not None:
             ax.scatter(*xy[selected], s=220, marker="*", c=QUERY_COLOR, edgecolors="black")
-        (x0, x1), (y0, y1) = self._limits()
+        (x0, x1), (y0, y1) = quantile_limits(xy) if limits is None else limits
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)
         ax.set_xticks([])
         ax.set_yticks([])
-        # the view on its own line: long titles (chapter 1's sweeps) then still fit a panel
-        ax.set_title(f"{self.snapshots[index].title}\n({self.method}, by {colour_by})",
-                     fontsize=8)
+        if title is None:  # the view on its own line: long titles then still fit a panel
+            title = f"{self.snapshots[index].title}\n({self.method}, by {colour_by})"
+        ax.set_title(title, fontsize=8)
         if legend and len(entries) <= 12:  # a legend of 100 identities says nothing
             handles = [Line2D([], [], ls="", marker="o", markersize=5, color=c) for _, c in entries]
             ax.legend(handles, [label for label, _ in entries], fontsize=7, frameon=False,
                       loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: hides no point
 
-    def static(self, colour_by: str = "pid", snapshots: Sequence[int] | None = None,
-               ncols: int = 4, panel_size: float = 3.2) -> Figure:
-        """One panel per snapshot (all, or the indices ``snapshots``) in a new Figure.
+    def static_rows(self, colour_by: str) -> list[str]:
+        """The colourings ``static`` draws as rows for ``colour_by``: a pseudo-label view
+        (``pseudo_label``, ``correct`` or ``state``) gets the pseudo-labels and the states."""
+        if colour_by not in VIEWS:
+            raise ValueError(f"colour_by must be one of {VIEWS}, got {colour_by!r}")
+        if colour_by == "state":
+            return ["pseudo_label", "state"]
+        if colour_by in ("pseudo_label", "correct"):
+            return [colour_by, "state"]
+        return [colour_by]
 
-        The fallback when widgets cannot be shown (headless runs, HTML export).
+    def static(self, colour_by: str = "pid", snapshots: Sequence[int] | None = None,
+               highlight: Sequence[int] | int | None = 8, max_columns: int = 6,
+               panel_size: float = 2.5, quantiles: tuple[float, float] = (1.0, 99.0),
+               ncols: int | None = None) -> Figure:
+        """The explorer as a static figure: one column per snapshot, one row per colouring.
+
+        ``snapshots``: indices to draw (default: all, or ``max_columns`` evenly spaced ones
+        including the first and the last when there are more). The rows are
+        ``static_rows(colour_by)``: by identity / camera alone, or the pseudo-labels and the
+        four label states together. ``highlight``: the identities coloured in the identity
+        and pseudo-label rows (an int: that many, ``chosen_identities``; None: all).
+        Each panel's axes span the ``quantiles`` of its own layout, so its points fill it;
+        titles carry pairwise F and the outlier share (``panel_title``). A snapshot without
+        the row's labels (e.g. an "after training" snapshot without pseudo-labels) is drawn
+        by identity instead, saying so: no panel is ever empty. ``ncols`` is ignored (kept so
+        that older calls still work). The fallback of ``show`` without a live front end.
         """
-        indices = list(range(len(self))) if snapshots is None else list(snapshots)
+        rows = self.static_rows(colour_by)
+        if snapshots is None:
+            count = min(len(self), max_columns)
+            indices = np.unique(np.linspace(0, len(self) - 1, count).round().astype(int)).tolist()
+        else:
+            indices = list(snapshots)
         if not indices:
             raise ValueError("snapshots is empty: pick at least one snapshot index")
         for i in indices:
             if not 0 <= i < len(self):
                 raise IndexError(f"snapshot index {i} out of range [0, {len(self)})")
-        for i in indices:
-            self._values(i, colour_by)  # fail before drawing anything
-        ncols = min(ncols, len(indices))
-        nrows = -(-len(indices) // ncols)
-        fig = new_figure(figsize=(ncols * panel_size, nrows * panel_size), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-        for k, (ax, i) in enumerate(zip(axes, indices, strict=False)):
-            self.draw(ax, i, colour_by, legend=k == len(indices) - 1)
-        for ax in axes[len(indices):]:
-            fig.delaxes(ax)
+        if all(self._row_view(i, rows[0]) != rows[0] for i in indices):
+            self._values(indices[0], rows[0])  # the clear error: nothing has this colouring
+        if isinstance(highlight, int) and not isinstance(highlight, bool):
+            has_pid = any(s.pid is not None for s in self.snapshots)
+            highlight = self.chosen_identities(highlight) if has_pid else None
+        fig = new_figure(figsize=(len(indices) * panel_size + 1.6, len(rows) * panel_size),
+                         layout="constrained")
+        axes = fig.subplots(len(rows), len(indices), squeeze=False)
+        for r, row in enumerate(rows):
+            for c, i in enumerate(indices):
+                view = self._row_view(i, row)
+                title = self.panel_title(i) + ("" if view == row else f" (no {row})")
+                self.draw(axes[r, c], i, view, legend=c == len(indices) - 1,
+                          highlight=highlight, title=title,
+                          limits=quantile_limits(self.layout(i), quantiles))
+            axes[r, 0].set_ylabel(ROW_NAMES[row], fontsize=8)
         return fig
+
+    def _row_view(self, index: int, row: str) -> str:
+        """The colouring snapshot ``index`` can give row ``row``: the row's, else by pid."""
+        snapshot = self.snapshots[index]
+        needs = {"state": ("pseudo_label", "pid")}.get(row, (row,))
+        if all(getattr(snapshot, n) is not None for n in needs) or snapshot.pid is None:
+            return row
+        return "pid"
 
     def nearest(self, index: int, point: int, k: int) -> np.ndarray:
         """The ``k`` points nearest to ``point`` in snapshot ``index``'s feature space.
@@ -487,7 +685,8 @@ class EmbeddingExplorer:
         neighbours = None if point is None else self.nearest(index, point, self.n_thumbs)
         fig = Figure(figsize=(6.0, 5.2), dpi=dpi, layout="constrained")
         ax = fig.add_subplot()
-        self.draw(ax, index, colour_by, selected=point, neighbours=neighbours)
+        self.draw(ax, index, colour_by, selected=point, neighbours=neighbours,
+                  limits=self._limits())  # one frame: sliding shows motion, not rescaling
         png = _png(fig, dpi)
         width, height = _png_size(png)
         geometry = PlotGeometry(ax.transData.frozen(), width, height,
@@ -576,18 +775,29 @@ class EmbeddingExplorer:
         box.plot_events = events  # also keeps the Event alive as long as the view
         return box
 
-    def show(self, colour_by: str = "pid") -> None:
-        """Display the widget in a live Jupyter kernel, else the static figure.
+    def live(self, colour_by: str = "pid", **options):
+        """The live WebGL view (jupyter-scatter): Play over snapshots, animated moves,
+        metrics strip, hover previews, click a point to select its cluster. See
+        ``reidlib.viz.scatter.LiveExplorer``; ``options`` go to it."""
+        from reidlib.viz.scatter import LiveExplorer
 
-        Static when ``REID_STATIC_PLOTS`` is set (the course runner sets it for headless
-        runs and HTML export), outside IPython, in a terminal IPython, or without
-        ipywidgets. Displays and returns None, so a cell ending in ``show()`` shows it once
-        (in a script, save ``static()`` with ``savefig`` instead).
+        return LiveExplorer(self, colour_by=colour_by, **options)
+
+    def show(self, colour_by: str = "pid", **static_options) -> None:
+        """Display the live view in a Jupyter kernel with a front end, else the static figure.
+
+        Static when ``REID_STATIC_PLOTS`` is set or ``REID_PROGRESS=0`` (the course runner
+        sets them for headless runs and HTML export), outside IPython, in a terminal
+        IPython, or without ipywidgets; ``static_options`` go to ``static``. Displays and
+        returns None, so a cell ending in ``show()`` shows it once (in a script, save
+        ``static()`` with ``savefig`` instead). The older PNG widget is ``widget()``.
         """
         from IPython.display import display
 
-        view = self.widget(colour_by) if widgets_wanted() else self.static(colour_by)
-        display(view)
+        if widgets_wanted():
+            display(self.live(colour_by).view)
+        else:
+            display(self.static(colour_by, **static_options))
 
 
 def _check_thumbnails(images: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -604,8 +814,11 @@ def _check_thumbnails(images: np.ndarray | None, n: int) -> np.ndarray | None:
 
 
 def widgets_wanted() -> bool:
-    """True in a Jupyter kernel (ZMQ shell) with ipywidgets, unless REID_STATIC_PLOTS=1."""
+    """True in a Jupyter kernel (ZMQ shell) with ipywidgets, unless REID_STATIC_PLOTS=1 or
+    REID_PROGRESS=0 (both mean: a static render, nobody to move a slider)."""
     if os.environ.get("REID_STATIC_PLOTS", "").strip() not in ("", "0"):
+        return False
+    if os.environ.get("REID_PROGRESS", "1").strip().lower() in ("0", "false"):
         return False
     try:
         import ipywidgets  # noqa: F401

@@ -1,0 +1,174 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Instructor's demo: replaying clustering dynamics in class
+#
+# This page is for the person at the front of the room. It trains nothing: chapters 1b and
+# 2 record their runs as they train (`reidlib.viz.replay.save_replay`), and this page
+# replays them in seconds, so the class can watch the loop of survey §3.1-3.2 happen:
+# cluster the features, train on the clusters as if they were identities, cluster again.
+#
+# **In JupyterLab** (live kernel) each view is a WebGL scatter plot (jupyter-scatter):
+# - **Play** (or drag the slider) moves every crop from its place at one epoch to its place
+#   at the next, so merges and splits are seen happening; the strip under the slider gives
+#   the clustering's pairwise F, its number of clusters, its outlier share and, when the
+#   run was validated, the validation mAP;
+# - **colour by** identity, camera, pseudo-label or label state (the four states used in
+#   every chapter: correct, merged into another person's cluster, split fragment, outlier);
+# - **hover** a point to see its crop; **click** it to select its whole cluster (the caption
+#   says how many people that cluster holds); **lasso** (toolbar) to select a region;
+# - in the comparison, one slider drives both runs, and a click in either view selects the
+#   point and its nearest neighbours in both: does the other method keep them together?
+#
+# **In the built HTML** (no kernel) the same views are static figures: a panel per epoch,
+# a row for pseudo-labels (a few identities in colour, the rest grey) and a row for the
+# four label states. `docs/instructor/demo.md` suggests what to point out.
+
+# %%
+from reidlib.notebook import setup
+
+session = setup("90")
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from reidlib.viz.replay import compare, demo, list_replays, load_replay, replay_path
+
+replays = session.cache_dir / "replays"
+recorded = list_replays(replays)
+print(f"replays in {replays}: {recorded or 'none'}")
+
+# %% [markdown]
+# ## 1. Which runs to show
+#
+# Chapter 2 records each method it trains on the crops of the same 40 identities, so any
+# two of its runs can be compared point by point. Cluster Contrast is the run to demo; the
+# comparison puts it next to SpCL, which keeps the images Cluster Contrast leaves out (a
+# different grey in the state view), else next to CE + triplet, else next to any other
+# run of the same images. When chapter 2 has not run
+# yet, this page says so and records a tiny run of its own (the smoke world, three epochs,
+# about a minute) so that it always works; the numbers of that tiny run mean nothing.
+
+# %%
+def find(names, *words):
+    """The replay named by ``words`` exactly, else the first whose name holds them all
+    (case and separators ignored)."""
+    flat = {name: " ".join(name.lower().replace("-", " ").replace("_", " ").split())
+            for name in names}
+    exact = [name for name in names if flat[name] == " ".join(words)]
+    return exact[0] if exact else next(
+        (name for name in names if all(w in flat[name].split() for w in words)), None)
+
+
+def same_images(a, b):
+    first, second = load_replay(replays, a), load_replay(replays, b)
+    return len(first.images) == len(second.images) and np.array_equal(
+        first.snapshots[0].pid, second.snapshots[0].pid)
+
+
+main = find(recorded, "cluster", "contrast")
+partner = None
+if main is not None:
+    partners = [find(recorded, "spcl"), find(recorded, "ce", "triplet"), *recorded]
+    partner = next((n for n in partners if n and n != main and same_images(main, n)), None)
+if main is None or partner is None:
+    print("Chapter 2's Cluster Contrast replay (and a second run of the same images) is "
+          "missing: run chapter 02 first (make course). Recording a tiny stand-in run now.")
+
+# %% [markdown]
+# The stand-in, only when chapter 2's replays are missing: the same loop as chapter 2
+# (`reidlib.training.fit` with DBSCAN on the Jaccard distance), on the smoke world.
+
+# %%
+if main is None or partner is None:
+    from reidlib.data.synthetic import load_world
+    from reidlib.feature_learning import ClusterContrast
+    from reidlib.models import build_model
+    from reidlib.pseudo_labels.generators import jaccard_dbscan
+    from reidlib.training import PseudoLabelClassification, fit
+    from reidlib.viz.replay import save_replay
+
+    replays = session.cache_dir / "replays" / "stand-in"
+    tiny = load_world("A", "smoke")
+    train = tiny.train.subset(tiny.train.pids >= 0)
+    rows = np.flatnonzero(np.isin(train.pids, np.unique(train.pids)[:30]))
+    for name, make in (("Cluster Contrast (stand-in)", ClusterContrast),
+                       ("CE + triplet (stand-in)", PseudoLabelClassification)):
+        if not replay_path(replays, name).exists():
+            method = make(build_model("small", weights="synthetic").to(session.device))
+            history = fit(method, train, cluster=jaccard_dbscan(k1=20, k2=6, eps=0.5),
+                          epochs=3, lr=1e-3, p=8, k=4, seed=session.seed,
+                          snapshot_rows=rows, progress=False)
+            save_replay(replays, name, history, train.subset(rows), method="pca")
+    main, partner = "Cluster Contrast (stand-in)", "CE + triplet (stand-in)"
+print(f"demo: {main}; compared with: {partner}")
+
+# %% [markdown]
+# ## 2. One run, epoch by epoch
+#
+# Press Play. Colour by *pseudo-label* first (clusters form and merge), then by *state*
+# (where the labels are wrong, and how), then by *camera* (do clusters still follow the
+# cameras?). Click a red (merged) point: the caption names how many people its cluster
+# holds.
+
+# %%
+demo(replays, main)
+
+# %% [markdown]
+# The same run as curves: how good the labels were at each epoch (pairwise F over all
+# training images), how many images the clustering left out, and the validation mAP where
+# the run measured it.
+
+# %%
+run = load_replay(replays, main)
+epochs = run.column("epoch")
+fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+left.plot(epochs, run.column("pairwise_f"), "o-", label="pairwise F")
+left.plot(epochs, run.column("outlier_share"), "s--", label="outlier share")
+left.set(xlabel="epoch", ylim=(0, 1), title=f"{main}: pseudo-label quality")
+left.legend(fontsize=8)
+val = [(e, m) for e, m in zip(epochs, run.column("val_mAP"), strict=True) if m is not None]
+if val:
+    right.plot(*zip(*val, strict=True), "o-")
+    right.set(xlabel="epoch", ylabel="validation mAP", title="validation mAP")
+else:
+    right.plot(epochs, run.column("n_clusters"), "o-")
+    right.set(xlabel="epoch", ylabel="clusters", title="number of clusters (no validation)")
+for ax in (left, right):
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+plt.show()
+
+# %% [markdown]
+# ## 3. Two runs of the same images, side by side
+#
+# One slider moves both. Click a point in either view: it and its eight nearest neighbours
+# (in that run's features) are selected in both. Pick a point whose neighbours are all one
+# person in one run; are they still together in the other?
+
+# %%
+compare(replays, main, partner)
+
+# %% [markdown]
+# ## 4. Recording your own runs
+#
+# Any run of `reidlib.training.fit` can be replayed: pass the rows to keep in each snapshot
+# (a few dozen identities read best) and save the history with the crops of those rows:
+#
+# ```python
+# history = fit(method, train, cluster=..., snapshot_rows=rows, ...)
+# save_replay(session.cache_dir / "replays", "my run", history, train.subset(rows))
+# demo(session.cache_dir / "replays", "my run")
+# ```
