@@ -9,7 +9,9 @@ An exercise folder holds the student notebook, the public checks students run fr
 check into one folder, builds an otter autograder from it (``otter generate``) and grades the
 submission (``otter run``: the notebook runs top to bottom in a fresh kernel, without a
 container, then every check runs on what it defined). It prints the score per check file and
-writes otter's ``results.json`` to ``--output`` (default: the current folder).
+writes otter's ``results.json`` to ``--output`` (default: the current folder). The notebook
+runs in the ``smoke`` profile unless ``REID_PROFILE`` says otherwise: the checks do not
+depend on it, only the plug-back cells' run time does.
 
 ``--solutions`` grades the student notebook with each stub replaced by its reference solution:
 a quick way to confirm that a new hidden check accepts a correct answer.
@@ -170,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         # The notebook's setup() records numbers under $REID_BUILD: keep grading out of build/.
         os.environ["REID_BUILD"] = str(work / "build")
+        # The checks do not depend on the profile, the plug-back cells' run time does: grade
+        # in the smoke profile unless the instructor chose another one.
+        os.environ.setdefault("REID_PROFILE", "smoke")
         submission = args.submission
         if args.solutions:
             nb = jupytext.read(student_notebook(folder))

@@ -193,7 +193,20 @@ class ExerciseChecks:
     def test_notebook_starts_with_setup_and_checks_each_question(self):
         ex = self.exercise
         cells = jupytext.read(ex.notebook).cells
-        code = [c.source.strip() for c in cells if c.cell_type == "code"]
+        # An Open-in-Colab install cell (reidlib.course colab), when present, comes first.
+        code = [c.source.strip() for c in cells
+                if c.cell_type == "code" and 'find_spec("reidlib")' not in c.source]
+        markdown = [c.source for c in cells if c.cell_type == "markdown"]
+        # The plug-back cell records whether the student's functions reproduce the library;
+        # an open question asks for a measurement (docs/instructor/exNN.md has the answer).
+        assert sum("session.record(plug_back_agrees=" in c for c in code) == 1
+        assert any(m.startswith("## Open question") for m in markdown)
+        answers = ROOT / "docs" / "instructor" / f"{ex.results}.md"
+        headings = [line for line in answers.read_text().splitlines() if line.startswith("## ")]
+        for m in markdown:
+            if m.startswith("## Open question"):
+                title = m.splitlines()[0][3:]
+                assert any(title in h for h in headings), f"no answer to {title!r} in {answers}"
         assert code[0] == f'from reidlib.notebook import setup\n\nsession = setup("{ex.results}")'
         for question in ex.questions:
             assert f'grader.check("{question}")' in code, f"no check cell for {question}"
@@ -300,7 +313,8 @@ class ExerciseChecks:
             assert text.startswith(f"{question} results:\n"), text
             assert "All test cases passed" not in text and "✅" not in text
             assert f"NotImplementedError: {question}: write" in text and "Hint:" in text
-        assert recorded == {"checks_passed": 0, "checks_total": len(ex.questions), "passed": []}
+        assert recorded == {"checks_passed": 0, "checks_total": len(ex.questions), "passed": [],
+                            "plug_back_agrees": False}
 
     @pytest.mark.slow
     @pytest.mark.timeout(300)
@@ -314,8 +328,11 @@ class ExerciseChecks:
         for question, text in checks.items():
             assert text.startswith(f"{question} results: All test cases passed!"), text
         total = len(ex.questions)
+        # The plug-back cell ran the student's functions inside the pipeline and got the
+        # library's result.
         assert recorded == {
-            "checks_passed": total, "checks_total": total, "passed": list(ex.questions)
+            "checks_passed": total, "checks_total": total, "passed": list(ex.questions),
+            "plug_back_agrees": True,
         }
 
     @pytest.mark.slow

@@ -17,6 +17,8 @@ QUESTIONS = {
     "q2": "cmc_curve",
     "q3": "valid_gallery_mask",
     "q4": "hue_histogram",
+    "q5": "inverse_negative_penalty",
+    "q6": "camera_normalise",
 }
 EX = load_exercise("00_fundamentals", QUESTIONS, "ex00")
 solutions = EX.solutions
@@ -68,6 +70,53 @@ def _hue_dominant_channel(image, bins):
     return np.bincount(which, minlength=bins) / hue.size
 
 
+def _inp_first_match(matches):
+    matches = np.asarray(matches, dtype=bool)
+    return float(matches.sum() / (np.argmax(matches) + 1))  # the easiest match, not the hardest
+
+
+def _inp_one_over_last(matches):
+    return float(1 / (np.flatnonzero(np.asarray(matches))[-1] + 1))  # forgets the M matches
+
+
+def _inp_list_only(matches):
+    last = len(matches) - matches[::-1].index(1)  # tuples work, numpy arrays have no .index
+    return sum(matches) / last
+
+
+def _norm_global(features, camids):
+    features = np.asarray(features, dtype=float)  # one mean for all cameras: no camera removed
+    centred = (features - features.mean(0)) / (features.std(0) + 1e-6)
+    return centred / np.linalg.norm(centred, axis=1, keepdims=True)
+
+
+def _norm_centre_only(features, camids):
+    features, camids = np.asarray(features, dtype=float), np.asarray(camids)
+    out = features.copy()
+    for camera in np.unique(camids):
+        out[camids == camera] -= features[camids == camera].mean(0)  # no division by the std
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _norm_no_epsilon(features, camids):
+    features, camids = np.asarray(features, dtype=float), np.asarray(camids)
+    out = np.empty_like(features)
+    for camera in np.unique(camids):
+        rows = features[camids == camera]
+        out[camids == camera] = (rows - rows.mean(0)) / rows.std(0)  # one image: 0 / 0 = NaN
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _norm_in_place(features, camids):
+    features, camids = np.asarray(features, dtype=float), np.asarray(camids)
+    for camera in np.unique(camids):
+        rows = camids == camera
+        features[rows] -= features[rows].mean(0)  # changes the caller's array
+        features[rows] /= features[rows].std(0) + 1e-6
+    features /= np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return features
+
+
 WRONG = [
     ("q1", _ap_precision_at_k, False),
     ("q1", _ap_list_only, True),
@@ -77,13 +126,20 @@ WRONG = [
     ("q3", _mask_distractors_as_junk, True),
     ("q4", _hue_by_max, False),
     ("q4", _hue_dominant_channel, True),
+    ("q5", _inp_first_match, False),
+    ("q5", _inp_one_over_last, False),
+    ("q5", _inp_list_only, True),
+    ("q6", _norm_global, False),
+    ("q6", _norm_centre_only, False),
+    ("q6", _norm_no_epsilon, True),
+    ("q6", _norm_in_place, True),
 ]
 
 
 class TestFundamentals(ExerciseChecks):
     exercise = EX
     wrong_answers = WRONG
-    solution_statements = 8
+    solution_statements = 16
 
 
 def test_failure_message_says_expected_got_and_hint():

@@ -20,6 +20,10 @@ QUESTIONS = {
     "q2b": "buc_next_merge",
     "q3": "purity",
     "q4": "pairwise_precision_recall",
+    "q5": "gaussian_vectors",
+    "q6": "local_query_expansion",
+    "q7": "jaccard_from_vectors",
+    "q8": "knee_eps",
 }
 EX = load_exercise("01_pseudo_labels", QUESTIONS, "ex01")
 solutions = EX.solutions
@@ -168,6 +172,82 @@ def _pairs_zero_not_nan(pred, true):
     return tuple(0.0 if np.isnan(x) else x for x in solutions.pairwise_precision_recall(pred, true))
 
 
+def _gauss_squared_weights(sq_dist, sets):
+    weights = np.where(sets, np.exp(-np.asarray(sq_dist)), 0.0) ** 2  # exp(-2d): too sharp
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _gauss_all_images(sq_dist, sets):
+    weights = np.exp(-np.asarray(sq_dist))  # the whole row, not only R*(i)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def _gauss_not_normalised(sq_dist, sets):
+    return np.where(sets, np.exp(-np.asarray(sq_dist)), 0.0)
+
+
+def _gauss_plain_distance(sq_dist, sets):
+    return solutions.gaussian_vectors(np.sqrt(sq_dist), sets)  # exp(-d) of the distance
+
+
+def _lqe_sum(v, neighbours):
+    return np.asarray(v)[np.asarray(neighbours)].sum(axis=1)
+
+
+def _lqe_columns(v, neighbours):
+    return np.asarray(v)[:, np.asarray(neighbours)].mean(axis=2).T  # the columns, transposed
+
+
+def _lqe_in_place(v, neighbours):
+    for i, row in enumerate(np.asarray(neighbours)):
+        v[i] = v[row].mean(axis=0)  # later rows read rows already expanded
+    return v
+
+
+def _jaccard_min_over_sum(v):
+    v = np.asarray(v, dtype=float)  # the Dice-like 1 - sum min / (sum V_i + sum V_j)
+    return np.array([1 - np.minimum(row, v).sum(1) / (row.sum() + v.sum(1)) for row in v])
+
+
+def _jaccard_similarity(v):
+    return 1 - solutions.jaccard_from_vectors(v)
+
+
+def _jaccard_mean_ratio(v):
+    v = np.asarray(v, dtype=float)
+    with np.errstate(invalid="ignore"):
+        ratio = [np.nan_to_num(np.minimum(row, v) / np.maximum(row, v), nan=0.0) for row in v]
+    return 1 - np.array(ratio).mean(axis=2)  # the mean of the per-image ratios
+
+
+def _knee_k_equals_min_samples(dist, min_samples):
+    return solutions.knee_eps(dist, min_samples + 1)  # the min_samples-th other: one too far
+
+
+def _knee_with_self(dist, min_samples):
+    dist = np.asarray(dist, dtype=float)  # sorts the diagonal in: right only when it is 0
+    k_dist = np.sort(np.sort(dist, axis=1)[:, min_samples - 1])
+    if k_dist[-1] == k_dist[0]:
+        return float(k_dist[0])
+    x = np.arange(len(k_dist)) / (len(k_dist) - 1)
+    return float(k_dist[np.argmax(x - (k_dist - k_dist[0]) / (k_dist[-1] - k_dist[0]))])
+
+
+def _knee_above_chord(dist, min_samples):
+    dist = np.asarray(dist, dtype=float)
+    others = np.where(np.eye(len(dist), dtype=bool), np.inf, dist)
+    k_dist = np.sort(np.sort(others, axis=1)[:, min_samples - 2])
+    x = np.arange(len(k_dist)) / (len(k_dist) - 1)
+    span = k_dist[-1] - k_dist[0] or 1.0
+    return float(k_dist[np.argmax((k_dist - k_dist[0]) / span - x)])  # above the chord
+
+
+def _knee_median(dist, min_samples):
+    dist = np.asarray(dist, dtype=float)
+    others = np.where(np.eye(len(dist), dtype=bool), np.inf, dist)
+    return float(np.median(np.sort(others, axis=1)[:, min_samples - 2]))
+
+
 WRONG = [
     ("q1", _recip_k_with_self, False),
     ("q1", _recip_forgets_reciprocity, False),
@@ -190,13 +270,27 @@ WRONG = [
     ("q4", _pairs_ordered_with_self, False),
     ("q4", _pairs_swapped, False),
     ("q4", _pairs_zero_not_nan, False),
+    ("q5", _gauss_squared_weights, False),
+    ("q5", _gauss_all_images, False),
+    ("q5", _gauss_not_normalised, False),
+    ("q5", _gauss_plain_distance, False),
+    ("q6", _lqe_sum, False),
+    ("q6", _lqe_columns, False),
+    ("q6", _lqe_in_place, False),
+    ("q7", _jaccard_min_over_sum, False),
+    ("q7", _jaccard_similarity, False),
+    ("q7", _jaccard_mean_ratio, False),
+    ("q8", _knee_k_equals_min_samples, False),
+    ("q8", _knee_with_self, True),
+    ("q8", _knee_above_chord, False),
+    ("q8", _knee_median, True),
 ]
 
 
 class TestPseudoLabels(ExerciseChecks):
     exercise = EX
     wrong_answers = WRONG
-    solution_statements = 10
+    solution_statements = 20
 
 
 def test_failure_message_says_expected_got_and_hint():

@@ -26,6 +26,9 @@ QUESTIONS = {
     "q2": "cluster_contrast_loss",
     "q3": "momentum_update",
     "q4": "ema_update",
+    "q5": "hybrid_targets",
+    "q6": "soft_cross_entropy",
+    "q7": "soft_triplet_loss",
 }
 EX = load_exercise("02_feature_learning", QUESTIONS, "ex02")
 solutions = EX.solutions
@@ -204,6 +207,101 @@ def _ema_torch_only(teacher, student, alpha):
     return {n: torch.lerp(teacher[n], student[n], 1 - alpha) for n in teacher}
 
 
+def _hybrid_normalised(features, labels):
+    targets, classes = solutions.hybrid_targets(features, labels)
+    count = len(torch.unique(torch.as_tensor(np.asarray(labels))[torch.as_tensor(
+        np.asarray(labels)) >= 0]))
+    targets = targets.clone()
+    targets[:count] = F.normalize(targets[:count], dim=1)  # Cluster Contrast's centroids
+    return targets, classes
+
+
+def _hybrid_drops_outliers(features, labels):
+    targets, classes = solutions.hybrid_targets(features, labels)
+    count = int((torch.as_tensor(np.asarray(labels)) < 0).sum())
+    return targets[: len(targets) - count], torch.where(
+        torch.as_tensor(np.asarray(labels)) < 0, -1, classes)
+
+
+def _hybrid_first_seen_order(features, labels):
+    labels = np.asarray(labels)
+    _, first = np.unique(labels[labels >= 0], return_index=True)
+    order = labels[labels >= 0][np.sort(first)]  # ids by first appearance, not sorted
+    renamed = np.array([np.flatnonzero(order == x)[0] if x >= 0 else -1 for x in labels])
+    return solutions.hybrid_targets(features, renamed)
+
+
+def _hybrid_numpy_labels_only(features, labels):
+    labels = torch.from_numpy(labels) if isinstance(labels, np.ndarray) else labels
+    return solutions.hybrid_targets(features, labels.tolist())  # a list has no .tolist()
+
+
+def _soft_ce_not_detached(logits, teacher_logits):
+    return -(F.softmax(teacher_logits, dim=1) * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def _soft_ce_swapped(logits, teacher_logits):
+    return solutions.soft_cross_entropy(teacher_logits, logits)
+
+
+def _soft_ce_log_of_softmax(logits, teacher_logits):
+    q = F.softmax(teacher_logits.detach(), dim=1)
+    return -(q * torch.log(F.softmax(logits, dim=1))).sum(1).mean()  # -inf when confident
+
+
+def _soft_ce_kl(logits, teacher_logits):
+    q = F.softmax(teacher_logits.detach(), dim=1)
+    return F.kl_div(F.log_softmax(logits, dim=1), q, reduction="batchmean")  # minus H(q)
+
+
+def _soft_tri_teacher_mines(features, labels, teacher_features):
+    # The pairs mined with the teacher's distances instead of the student's.
+    return _soft_tri_at(features, labels, teacher_features, teacher_features)
+
+
+def _soft_tri_at(features, labels, teacher_features, mining):
+    labels = torch.as_tensor(labels)
+    same = labels[:, None] == labels[None, :]
+    mined = torch.cdist(mining.detach(), mining.detach())
+    pos = mined.masked_fill(~same, float("-inf")).argmax(dim=1, keepdim=True)
+    neg = mined.masked_fill(same, float("inf")).argmin(dim=1, keepdim=True)
+    dist = torch.cdist(features, features)
+    log_p = F.log_softmax(torch.cat([dist.gather(1, pos), dist.gather(1, neg)], dim=1), dim=1)
+    ref = torch.cdist(teacher_features, teacher_features).detach()
+    q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+    return -(q * log_p).sum(dim=1).mean()
+
+
+def _soft_tri_hard_target(features, labels, teacher_features):
+    return solutions.soft_triplet_loss(features, labels, features.detach() * 1e6)  # q = (0, 1)
+
+
+def _soft_tri_swapped_pair(features, labels, teacher_features):
+    labels = torch.as_tensor(labels)
+    same = labels[:, None] == labels[None, :]
+    dist = torch.cdist(features, features)
+    pos = dist.detach().masked_fill(~same, float("-inf")).argmax(dim=1, keepdim=True)
+    neg = dist.detach().masked_fill(same, float("inf")).argmin(dim=1, keepdim=True)
+    log_p = F.log_softmax(torch.cat([dist.gather(1, neg), dist.gather(1, pos)], dim=1), dim=1)
+    ref = torch.cdist(teacher_features, teacher_features).detach()
+    q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+    return -(q * log_p).sum(dim=1).mean()  # student's pair in the other order
+
+
+def _soft_tri_self_excluded(features, labels, teacher_features):
+    labels = torch.as_tensor(labels)
+    same = labels[:, None] == labels[None, :]
+    others = same & ~torch.eye(len(labels), dtype=torch.bool)
+    dist = torch.cdist(features, features)
+    # A lone anchor's "positive" becomes index 0 (every entry -inf): wrong only for lone anchors.
+    pos = dist.detach().masked_fill(~others, float("-inf")).argmax(dim=1, keepdim=True)
+    neg = dist.detach().masked_fill(same, float("inf")).argmin(dim=1, keepdim=True)
+    log_p = F.log_softmax(torch.cat([dist.gather(1, pos), dist.gather(1, neg)], dim=1), dim=1)
+    ref = torch.cdist(teacher_features, teacher_features).detach()
+    q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+    return -(q * log_p).sum(dim=1).mean()
+
+
 WRONG = [
     ("q1", _mine_self_as_positive, False),
     ("q1", _mine_self_as_positive_but_minus_one, True),
@@ -230,13 +328,25 @@ WRONG = [
     ("q4", _ema_teacher_names_only, False),
     ("q4", _ema_one_sided_check, True),
     ("q4", _ema_torch_only, True),
+    ("q5", _hybrid_normalised, False),
+    ("q5", _hybrid_drops_outliers, False),
+    ("q5", _hybrid_first_seen_order, False),
+    ("q5", _hybrid_numpy_labels_only, False),
+    ("q6", _soft_ce_not_detached, False),
+    ("q6", _soft_ce_swapped, False),
+    ("q6", _soft_ce_log_of_softmax, True),
+    ("q6", _soft_ce_kl, False),
+    ("q7", _soft_tri_teacher_mines, False),
+    ("q7", _soft_tri_hard_target, False),
+    ("q7", _soft_tri_swapped_pair, False),
+    ("q7", _soft_tri_self_excluded, False),
 ]
 
 
 class TestFeatureLearning(ExerciseChecks):
     exercise = EX
     wrong_answers = WRONG
-    solution_statements = 10
+    solution_statements = 20
 
 
 def test_failure_message_says_expected_got_and_hint():

@@ -16,9 +16,12 @@
 # %% [markdown]
 # # Exercises, chapter 0: how Re-ID is measured
 #
-# Four small functions that sit behind every results table in person re-identification
+# Six small functions that sit behind every results table in person re-identification
 # (survey §4.2): the average precision of one query, the CMC curve, the Market-1501 rule for
-# which gallery images count, and a colour histogram, the oldest way to describe a person.
+# which gallery images count, a colour histogram (the oldest way to describe a person), the
+# inverse negative penalty behind mINP, and the per-camera normalisation that every chapter's
+# scorer applies. Then your functions score a real retrieval, next to the library's numbers,
+# and an open question asks you to measure something yourself.
 #
 # **How it works.** Each exercise has a cell with a function for you to write: replace the
 # `raise NotImplementedError(...)` line with your code. The cell below it runs the checks,
@@ -126,14 +129,158 @@ def hue_histogram(image, bins):
 grader.check("q4")
 
 # %% [markdown]
-# ## Where you stand
+# ## q5. The inverse negative penalty (mINP)
 #
-# All four checks at once. The course's library does the same work at scale:
-# `reidlib.evaluation.evaluate` computes AP, CMC and the Market-1501 rule for thousands of
-# queries, and `reidlib.handcrafted` builds colour-texture histograms per body stripe.
+# AP rewards finding the *easy* matches early; it says little about the hardest one. A user
+# who must find **every** image of a person (a missing-person search) has to read down the
+# list until the last match. The *inverse negative penalty* (Ye et al., "Deep learning for
+# person re-identification: a survey and outlook", TPAMI 2021) measures that cost:
+#
+# $$\mathrm{INP} = \frac{M}{R_\text{hard}}, \qquad M = \text{number of matches},\quad
+# R_\text{hard} = \text{rank of the last match (1-based)}.$$
+#
+# INP is 1 when every match comes before any wrong image; mINP is its mean over the queries.
+# For `[1, 0, 1, 0]`: 2 matches, the last at rank 3, so INP = 2/3 (AP was 0.833). `matches`
+# is as in q1, with at least one match.
 
 # %%
-questions = ["q1", "q2", "q3", "q4"]
+def inverse_negative_penalty(matches):
+    """INP of one query from its 0/1 match flags in rank order (a float in (0, 1])."""
+    raise NotImplementedError("q5: write inverse_negative_penalty here")
+
+
+# %%
+grader.check("q5")
+
+# %% [markdown]
+# ## q6. Per-camera feature normalisation
+#
+# Each camera has its own light, colour cast and background, and a network's features carry
+# them: two people seen by one camera can look more alike than one person seen by two
+# (chapter 0 measures this *camera bias*; survey §3.3 is about methods against it). A cheap
+# cure that needs only camera ids, never identities: describe each image *relative to its
+# camera*. For the rows of each camera c, subtract the camera's mean feature and divide
+# every dimension by the camera's standard deviation,
+#
+# $$x \leftarrow \frac{x - \mu_c}{\sigma_c + 10^{-6}}
+# \quad (\mu_c, \sigma_c \text{ per dimension, over camera } c\text{'s rows;
+# population std, `np.std`'s default}),$$
+#
+# then divide every row by its length (L2 norm) so that distances compare directions; a row
+# of zeros (a camera with a single image) stays zero. `features` is an (N, D) array (or
+# nested lists) and `camids` its N camera ids (any integers). Return a new (N, D) numpy array
+# and leave the inputs unchanged. This is what `session.score(..., camera_norm=True)` does to
+# query and gallery features together in every chapter.
+
+# %%
+def camera_normalise(features, camids):
+    """Each camera's rows minus its mean, over its std (+ 1e-6), then each row L2-normalised."""
+    raise NotImplementedError("q6: write camera_normalise here")
+
+
+# %%
+grader.check("q6")
+
+# %% [markdown]
+# ## Your functions on a real retrieval
+#
+# Now your code does the library's job. The cell below takes the course's generic backbone
+# (pretrained on clothing attributes, never on identities), extracts features of world A's
+# query and gallery images, and scores the retrieval twice: with **your** functions (q3 picks
+# each query's valid gallery images, q1 and q5 score its ranked list, q2 turns the
+# first-match ranks into rank-1, q6 normalises the features per camera) and with
+# `reidlib.evaluation.evaluate` (and `reidlib.handcrafted.per_camera_normalise`). When your
+# functions are right, the two columns agree to the last digit. Until then the cell says
+# which function is missing or what went wrong.
+
+# %%
+from reidlib.data.synthetic import load_world
+from reidlib.evaluation import evaluate, pairwise_distance
+from reidlib.handcrafted import per_camera_normalise
+from reidlib.models import build_model
+from reidlib.training.features import extract_features
+
+world = load_world("A", session.profile.name)
+backbone = build_model(session.profile.arch, weights="synthetic").to(session.device).eval()
+query_features = extract_features(backbone, world.query, progress=False).numpy()
+gallery_features = extract_features(backbone, world.gallery, progress=False).numpy()
+q_pids, g_pids = world.query.pids, world.gallery.pids
+q_cams, g_cams = world.query.camids, world.gallery.camids
+
+
+def your_scores(dist):
+    """mAP, rank-1 and mINP from your q1, q2, q3 and q5, query by query."""
+    aps, inps, first_ranks = [], [], []
+    for q in range(len(dist)):
+        keep = np.asarray(valid_gallery_mask(q_pids[q], q_cams[q], g_pids, g_cams), dtype=bool)
+        order = np.argsort(dist[q][keep], kind="stable")
+        matches = (g_pids[keep][order] == q_pids[q]).astype(int)
+        if matches.sum() == 0:
+            continue  # no valid match in the gallery: the query is skipped, as in evaluate
+        aps.append(average_precision(matches))
+        inps.append(inverse_negative_penalty(matches))
+        first_ranks.append(int(np.argmax(matches)) + 1)
+    cmc = cmc_curve(np.array(first_ranks), 10)
+    return {"mAP": np.mean(aps), "rank1": cmc[0], "mINP": np.mean(inps)}
+
+
+def library_scores(dist):
+    result = evaluate(dist, q_pids, g_pids, q_cams, g_cams)
+    return {"mAP": result["mAP"], "rank1": result["cmc"][0], "mINP": result["mINP"]}
+
+
+both_cams = np.concatenate([q_cams, g_cams])
+# float64 distances: float32 ones tie now and then among thousands of gallery images, and
+# evaluate breaks ties pessimistically where a plain argsort does not
+both_features = np.concatenate([query_features, gallery_features]).astype(np.float64)
+n_query = len(query_features)
+rows, gap = [], np.inf
+try:
+    yours_norm = np.asarray(camera_normalise(both_features, both_cams), dtype=np.float64)
+    gap = np.abs(yours_norm - per_camera_normalise(both_features, both_cams).numpy()).max()
+    print(f"q6 against per_camera_normalise: largest difference {gap:.1e}")
+    for name, features in (("raw features", both_features),
+                           ("per-camera normalised", yours_norm)):
+        dist = pairwise_distance(features[:n_query], features[n_query:]).numpy()
+        rows.append((name, your_scores(dist), library_scores(dist)))
+except Exception as error:  # a stub or a bug: say so, and let the notebook run on
+    print(f"Not yet: {type(error).__name__}: {error}")
+    print("Write q1, q2, q3, q5 and q6 (grader.check passes), then run this cell again.")
+for name, yours, library in rows:
+    print(f"{name:>22}:  " + "   ".join(
+        f"{key} yours {yours[key]:.2%} / library {library[key]:.2%}" for key in yours))
+agree = bool(rows) and gap < 1e-5 and all(
+    abs(yours[key] - library[key]) < 1e-9 for _, yours, library in rows for key in yours)
+session.record(plug_back_agrees=agree)
+print("your functions reproduce the library:", agree)
+
+# %% [markdown]
+# ## Open question: whom does per-camera normalisation help?
+#
+# The table above shows what per-camera normalisation does for a backbone that never saw an
+# identity. Does it help a model trained **with** identity labels as much? Measure it:
+#
+# 1. get the supervised upper bound, `upper = session.upper_bound(world)` (chapter 0's model;
+#    trained once and cached), and its query / gallery features (`extract_features`);
+# 2. fill a 2 × 2 table of mAP and mINP: {generic backbone, upper bound} × {raw,
+#    per-camera normalised} (your `your_scores`, or `library_scores`);
+# 3. for the same four, the share of queries whose nearest gallery image comes from the
+#    query's own camera: `reidlib.evaluation.camera_bias.same_camera_nearest_share(dist,
+#    q_pids, g_pids, q_cams, g_cams)`;
+# 4. answer in three sentences: which model gains more from the normalisation, and what in
+#    the same-camera shares explains it? Would you expect the gain to shrink or grow on a
+#    world with stronger camera styles (chapter 3's dial)?
+
+# %% [markdown]
+# ## Where you stand
+#
+# All six checks at once. The course's library does the same work at scale:
+# `reidlib.evaluation.evaluate` computes AP, CMC, mINP and the Market-1501 rule for thousands
+# of queries, `reidlib.handcrafted` builds colour-texture histograms per body stripe and
+# `per_camera_normalise` is q6.
+
+# %%
+questions = ["q1", "q2", "q3", "q4", "q5", "q6"]
 passed = [q for q in questions if grader.check(q).passed_all]
 session.record(checks_passed=len(passed), checks_total=len(questions), passed=passed)
 print(f"{len(passed)} of {len(questions)} exercises pass their checks: {passed or 'none yet'}")

@@ -40,3 +40,23 @@ def hue_histogram(image, bins):
     which = np.minimum((hue * bins).astype(int), bins - 1)  # hue 1.0 falls in the last bin
     counts = np.bincount(which, minlength=bins)
     return counts / counts.sum()
+
+
+def inverse_negative_penalty(matches):
+    """INP of one query (Ye et al., TPAMI 2021): matches / rank of the last (hardest) match."""
+    matches = np.asarray(matches, dtype=bool)
+    hardest = np.flatnonzero(matches)[-1] + 1  # 1-based rank of the last match
+    return float(matches.sum() / hardest)
+
+
+def camera_normalise(features, camids):
+    """Per camera: subtract its mean, divide by its std (+ 1e-6), then L2-normalise each row."""
+    features = np.asarray(features, dtype=np.float64)
+    camids = np.asarray(camids)
+    out = np.empty_like(features)
+    for camera in np.unique(camids):
+        rows = camids == camera
+        centred = features[rows] - features[rows].mean(axis=0)
+        out[rows] = centred / (centred.std(axis=0) + 1e-6)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)  # a row of zeros stays zero

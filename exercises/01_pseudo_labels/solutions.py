@@ -70,3 +70,40 @@ def pairwise_precision_recall(pred, true):
     precision = both / same_cluster.sum() if same_cluster.any() else float("nan")
     recall = both / same_person.sum() if same_person.any() else float("nan")
     return float(precision), float(recall)
+
+
+def gaussian_vectors(sq_dist, sets):
+    """V (Zhong et al. 2017, Eq. 7): exp(-d(i, j)) on j in R*(i), each row normalised to sum 1."""
+    sq_dist, sets = np.asarray(sq_dist, dtype=np.float64), np.asarray(sets, dtype=bool)
+    # i is in its own set at distance 0, so every row keeps a weight of 1 before normalising
+    # (no 0 / 0 however far apart the other members are).
+    weights = np.where(sets, np.exp(-sq_dist), 0.0)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def local_query_expansion(v, neighbours):
+    """Local query expansion (Zhong et al. 2017, Eq. 11): V_i <- mean of V_j, j in N(i, k2)."""
+    v, neighbours = np.asarray(v, dtype=np.float64), np.asarray(neighbours)
+    return v[neighbours].mean(axis=1)
+
+
+def jaccard_from_vectors(v):
+    """d_J(i, j) = 1 - sum_k min(V_ik, V_jk) / sum_k max(V_ik, V_jk) (Zhong et al., Eq. 10)."""
+    v = np.asarray(v, dtype=np.float64)
+    out = np.empty((len(v), len(v)))
+    for i in range(len(v)):  # one row at a time: an (N, N) block, never (N, N, N)
+        out[i] = 1.0 - np.minimum(v[i], v).sum(axis=1) / np.maximum(v[i], v).sum(axis=1)
+    return out
+
+
+def knee_eps(dist, min_samples):
+    """DBSCAN's eps from the knee of the sorted k-distance curve, k = min_samples - 1."""
+    dist = np.asarray(dist, dtype=np.float64)
+    n = len(dist)
+    others = np.where(np.eye(n, dtype=bool), np.inf, dist)  # an image is not its own neighbour
+    k_dist = np.sort(np.sort(others, axis=1)[:, min_samples - 2])
+    if k_dist[-1] == k_dist[0]:
+        return float(k_dist[0])
+    x = np.arange(n) / (n - 1)
+    y = (k_dist - k_dist[0]) / (k_dist[-1] - k_dist[0])
+    return float(k_dist[np.argmax(x - y)])  # the point farthest below the chord (first on ties)

@@ -55,3 +55,40 @@ def ema_update(teacher, student, alpha):
             f"{sorted(set(student) - set(teacher))}"
         )
     return {name: alpha * teacher[name] + (1 - alpha) * student[name] for name in teacher}
+
+
+def hybrid_targets(features, labels):
+    """SpCL's hybrid memory targets: cluster means (not re-normalised), then each outlier."""
+    labels = torch.as_tensor(np.asarray(labels), device=features.device)
+    clusters = torch.unique(labels[labels >= 0])  # sorted ids
+    outliers = torch.nonzero(labels < 0).flatten()  # row order
+    centroids = torch.stack([features[labels == c].mean(dim=0) for c in clusters]) \
+        if len(clusters) else features.new_zeros(0, features.shape[1])
+    targets = torch.cat([centroids, features[outliers]])
+    classes = torch.empty(len(labels), dtype=torch.long, device=features.device)
+    for index, cluster in enumerate(clusters):
+        classes[labels == cluster] = index
+    classes[outliers] = len(clusters) + torch.arange(len(outliers), device=features.device)
+    return targets, classes
+
+
+def soft_cross_entropy(logits, teacher_logits):
+    """MMT's soft CE: mean over the batch of -sum_c softmax(teacher)_c log softmax(student)_c."""
+    targets = F.softmax(teacher_logits.detach(), dim=1)
+    return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def soft_triplet_loss(features, labels, teacher_features):
+    """MMT's soft softmax-triplet: BCE between the student's and the teacher's 2-way softmax
+    over (hardest positive, hardest negative) distances, both at the student's mined pairs."""
+    labels = torch.as_tensor(labels, device=features.device)
+    same = labels[:, None] == labels[None, :]
+    dist = torch.cdist(features, features)
+    # Mined on the student's distances; the anchor is its own positive (distance 0).
+    pos = dist.detach().masked_fill(~same, float("-inf")).argmax(dim=1, keepdim=True)
+    neg = dist.detach().masked_fill(same, float("inf")).argmin(dim=1, keepdim=True)
+    log_p = F.log_softmax(torch.cat([dist.gather(1, pos), dist.gather(1, neg)], dim=1), dim=1)
+    with torch.no_grad():
+        ref = torch.cdist(teacher_features, teacher_features)
+        q = F.softmax(torch.cat([ref.gather(1, pos), ref.gather(1, neg)], dim=1), dim=1)
+    return -(q * log_p).sum(dim=1).mean()
