@@ -354,7 +354,7 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
         _select_best(run, method, scores, keep_best, epoch)
         run.history.records.append(entry)
         run.history.finished = epoch == epochs - 1
-        if progress:
+        if progress_enabled(progress):
             tqdm.write(_summary(entry))
         if checkpoint is not None:
             _save(checkpoint, method, run)
