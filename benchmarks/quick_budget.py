@@ -8,6 +8,12 @@ beforehand, not tuned: one epoch sees about as many images as the training set h
 ``ceil(N / (p * k))`` batches.
 
     python benchmarks/quick_budget.py --epochs 16 --out benchmarks/results/quick-budget.json
+
+``--report E`` trains nothing: it reads a recorded run and prints, for each method, the
+share of its best validation mAP reached after E epochs, the cost of cutting every
+method's budget to E epochs (chapter 2 uses E = 3 to fit its time):
+
+    python benchmarks/quick_budget.py --report 3 --out benchmarks/results/quick-budget.json
 """
 
 from __future__ import annotations
@@ -55,7 +61,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--eps", type=float, default=0.45)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--report", type=int, default=None, metavar="E",
+                        help="read --out and report each method's share of its best "
+                             "validation mAP after E epochs; trains nothing")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        return report(args.out, args.report)
     profile = get_profile("quick")
     world = load_world("A", profile.name)
     train = world.train.subset(world.train.pids >= 0)
@@ -93,6 +104,23 @@ def main(argv=None) -> dict:
         with atomic_path(args.out.with_suffix(".png")) as tmp:
             fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png")
     return result
+
+
+def report(path: Path | None, epochs: int) -> dict:
+    """Each recorded method's validation mAP after ``epochs`` epochs, as a share of its best."""
+    if path is None or not path.exists():
+        raise SystemExit("--report needs --out naming a recorded run (a JSON this script wrote)")
+    recorded = json.loads(path.read_text())
+    if not 1 <= epochs <= recorded["epochs"]:
+        raise SystemExit(f"--report must be within the {recorded['epochs']} recorded epochs")
+    shares = {}
+    for name, c in recorded["methods"].items():
+        curve = c["val_mAP"]
+        shares[name] = curve[epochs - 1] / max(curve)
+        print(f"{name}: val mAP {curve[epochs - 1]:.3f} after {epochs} epochs, "
+              f"{shares[name]:.0%} of its best ({max(curve):.3f}, epoch "
+              f"{curve.index(max(curve)) + 1} of {recorded['epochs']})")
+    return shares
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cluster Contrast (Dai et al., "Cluster Contrast for Unsupervised Person
-Re-Identification", 2021): a memory of one centroid per pseudo-identity (survey §3.2, the
-look-up-table loss of Eq. 6-7 with centroids as the table).
+Re-Identification", 2021): a memory of one centroid per pseudo-identity (survey §3.2; the
+look-up-table loss of §3.3, Eq. 6-7, with centroids as the table).
 
 Each epoch: cluster (DBSCAN on the Jaccard distance), drop the outliers, build the memory
 from the cluster means of the clustered features, then train on the clustered images only,

@@ -1,4 +1,4 @@
-"""What the memory-based methods of survey §3.2 share (the look-up table of Eq. 6-7).
+"""What the memory-based methods of survey §3.2 share (the look-up table of §3.3, Eq. 6-7).
 
 ECN, Cluster Contrast and SpCL differ in what their memory holds and when it is rebuilt;
 each is a small class on top of :class:`MemoryMethod`, which trains one network with no

@@ -21,7 +21,7 @@ class PartContrast(Method):
 
     SSG (Fu et al., ICCV 2019) and PAST (Zhang et al., ICCV 2019), survey §3.2: a person's
     halves give extra, partly independent evidence, so each branch gets its own clustering
-    (``cluster``) and its own cluster memory (Cluster Contrast's, Eq. 7); the loss is the
+    (``cluster``) and its own cluster memory (Cluster Contrast's, §3.3 Eq. 6-7); the loss is the
     mean over branches, each on the rows that its clustering did not leave out. The loop
     samples batches by the clustering of the concatenated features (the reference sampler,
     as Cluster Contrast).

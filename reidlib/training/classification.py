@@ -1,9 +1,10 @@
-"""Labels as identities: cross-entropy and / or batch-hard triplet (survey Eq. 1, 4-5, 12).
+"""Labels as identities: cross-entropy and / or batch-hard triplet (survey Eq. 1, 5, 12).
 
 One class serves three chapters, because the loss does not care where the labels came
 from: chapter 0's supervised upper bound (true identities, survey Eq. 1 with the Eq. 5
 triplet, Luo et al.'s *Bag of tricks* recipe), chapter 1's PUL-style rounds and chapter 2's
-CE and triplet on pseudo-labels (Eq. 12 and Eq. 4-5).
+CE on pseudo-labels (Eq. 12) and the batch-hard triplet (Eq. 5, the batch-hard form of
+Eq. 4's plain triplet loss).
 """
 
 from __future__ import annotations
