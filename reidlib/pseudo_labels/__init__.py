@@ -6,8 +6,12 @@
 - :func:`buc_labels` (Eq. 2, bottom-up with a diversity term), :func:`hct_labels` (Eq. 3,
   average linkage), :func:`reciprocal_filter` (SMP-style reciprocal-neighbour filtering).
 - :func:`label_quality`: how far pseudo-labels are from the hidden true identities.
-- :func:`pseudo_label_rounds`: the cluster -> train -> re-cluster loop (PUL, Cluster
-  Contrast), with a snapshot per round for the embedding explorer.
+- :func:`pseudo_label_rounds` / :func:`pseudo_label_loop`: the cluster -> train ->
+  re-cluster loop (PUL, Cluster Contrast), with a snapshot per round for the embedding
+  explorer (the latter also re-clusters the final model's features).
+- ``neighbours``: ranked neighbour lists of a sparse distance and their precision at k;
+  ``settings``: chapter 1's clustering and loop settings per profile; ``states``: the four
+  states of a pseudo-label.
 """
 
 from reidlib.pseudo_labels.generators import dbscan_labels, jaccard_dbscan, kmeans_labels
@@ -20,7 +24,7 @@ from reidlib.pseudo_labels.quality import label_quality
 def __getattr__(name: str):
     # The loop trains through reidlib.training, which itself imports this package's
     # label helpers: loaded on first use to keep the import graph acyclic.
-    if name in ("Round", "pseudo_label_rounds"):
+    if name in ("LoopRun", "Round", "pseudo_label_loop", "pseudo_label_rounds"):
         from reidlib.pseudo_labels import loop
 
         return getattr(loop, name)
@@ -29,6 +33,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "OUTLIER",
+    "LoopRun",
     "Round",
     "buc_labels",
     "dbscan_labels",
@@ -38,6 +43,7 @@ __all__ = [
     "jaccard_distance",
     "kmeans_labels",
     "label_quality",
+    "pseudo_label_loop",
     "pseudo_label_rounds",
     "reciprocal_filter",
 ]

@@ -38,7 +38,7 @@ def dbscan_labels(dist, eps: float = 0.6, min_samples: int = 4) -> np.ndarray:
 
 
 def kmeans_labels(
-    features, k: int, seed: int = 0, niter: int = 20, nredo: int = 1
+    features, k: int, seed: int = 0, niter: int = 20, nredo: int = 1, init=None
 ) -> np.ndarray:
     """K-means pseudo-labels with faiss (survey §3.1, PUL [55]): every sample gets the id of
     its nearest of ``k`` centroids, so there are no outliers.
@@ -51,6 +51,11 @@ def kmeans_labels(
         niter: K-means iterations.
         nredo: independent runs, the one with the lowest within-cluster error is kept
             (K-means often stops in a local optimum that splits one identity and merges two).
+        init: optional (k, D) starting centroids instead of faiss's random pick of k rows
+            (then ``seed`` and ``nredo`` play no part). Each of the ``niter`` Lloyd steps
+            assigns every row to its nearest centroid (squared Euclidean distance) and moves
+            each centroid to the mean of its rows; faiss re-seeds a centroid that lost all
+            its rows by splitting a large cluster.
 
     Returns:
         (N,) int64 cluster ids in 0..k-1.
@@ -65,7 +70,14 @@ def kmeans_labels(
         x.shape[1], k, niter=niter, nredo=nredo, seed=int(seed), verbose=False,
         min_points_per_centroid=1,
     )
-    km.train(x)
+    if init is None:
+        km.train(x)
+    else:
+        start = features_2d(init, dtype=np.float32)
+        if start.shape != (k, x.shape[1]):
+            raise ValueError(f"init must be (k, D) = ({k}, {x.shape[1]}) centroids, got "
+                             f"{start.shape}")
+        km.train(x, init_centroids=start)
     _, labels = km.index.search(x, 1)
     return labels.ravel().astype(np.int64)
 

@@ -24,19 +24,23 @@ a new classifier brings a new Adam state, as in the reference code bases.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from reidlib.data.imageset import ImageSet
-from reidlib.pseudo_labels.labels import drop_small_clusters, trainable
+from reidlib.pseudo_labels.labels import contiguous, drop_small_clusters, trainable
 from reidlib.pseudo_labels.quality import majority_correct, record_round
 from reidlib.training.classification import PseudoLabelClassification
-from reidlib.training.loop import fit
+from reidlib.training.features import extract_features
+from reidlib.training.loop import History, fit
+from reidlib.utils import progress_enabled
 from reidlib.viz.explorer import Snapshot
 
-__all__ = ["Round", "cluster_features", "drop_small_clusters", "majority_correct",
-           "pseudo_label_rounds", "record_round"]
+__all__ = ["LoopRun", "Round", "cluster_features", "drop_small_clusters", "majority_correct",
+           "pseudo_label_loop", "pseudo_label_rounds", "record_round", "slice_snapshot"]
 
 
 @dataclass
@@ -82,13 +86,8 @@ def pseudo_label_rounds(model, train: ImageSet, cluster, *, rounds: int, epochs_
         One :class:`Round` per round, with the features and labels *before* that round's
         training; extract features once more to see the final model.
     """
-    if rounds < 1 or epochs_per_round < 1:
-        raise ValueError(f"rounds and epochs_per_round must be >= 1, got {rounds}, "
-                         f"{epochs_per_round}")
-    method = PseudoLabelClassification(model, classifier_init="random", seed=seed)
-    history = fit(method, train, cluster=cluster, recluster_every=epochs_per_round,
-                  epochs=rounds * epochs_per_round, p=p, k=k, lr=lr, schedule="constant",
-                  decay="matrices", seed=seed, progress=progress)
+    history = _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed,
+                          progress, rows=None)
     out = []
     for r in range(rounds):
         records = history.records[r * epochs_per_round:(r + 1) * epochs_per_round]
@@ -98,3 +97,74 @@ def pseudo_label_rounds(model, train: ImageSet, cluster, *, rounds: int, epochs_
         out.append(Round(r, snapshot.features, first.labels, first.quality,
                          sum(e.seconds for e in records), snapshot))
     return out
+
+
+def _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed, progress,
+                rows) -> History:
+    """The loop itself: :func:`~reidlib.training.fit` re-clustering every round."""
+    if rounds < 1 or epochs_per_round < 1:
+        raise ValueError(f"rounds and epochs_per_round must be >= 1, got {rounds}, "
+                         f"{epochs_per_round}")
+    method = PseudoLabelClassification(model, classifier_init="random", seed=seed)
+    return fit(method, train, cluster=cluster, recluster_every=epochs_per_round,
+               epochs=rounds * epochs_per_round, p=p, k=k, lr=lr, schedule="constant",
+               decay="matrices", seed=seed, progress=progress, snapshot_rows=rows)
+
+
+@dataclass
+class LoopRun:
+    """A whole run of :func:`pseudo_label_loop`.
+
+    ``history``: the loop's :class:`~reidlib.training.History` (one record per epoch; the
+    first epoch of each round carries its labels, quality and snapshot); ``labels`` /
+    ``quality`` / ``snapshot``: the re-clustering of the final model's features (what the
+    next round would train on); ``seconds``: wall time, training and final clustering.
+    """
+
+    history: History
+    labels: np.ndarray
+    quality: dict
+    snapshot: Snapshot
+    seconds: float
+
+    @property
+    def qualities(self) -> list[dict]:
+        """Label quality at the start of every round, then after the last round's training."""
+        return [r.quality for r in self.history if r.quality is not None] + [self.quality]
+
+    @property
+    def snapshots(self) -> list[Snapshot]:
+        """Explorer snapshots of every round, then after training (titles say which)."""
+        return [r.snapshot for r in self.history if r.snapshot is not None] + [self.snapshot]
+
+
+def pseudo_label_loop(model, train: ImageSet, cluster, *, rounds: int, epochs_per_round: int,
+                      p: int, k: int, lr: float, seed: int = 0, rows=None,
+                      progress: bool = True) -> LoopRun:
+    """:func:`pseudo_label_rounds`, then one more clustering of the trained model's features.
+
+    Same arguments; ``rows`` (default: all) are the training-set rows kept in the snapshots
+    (a few identities make a readable explorer and a small replay), while every quality is
+    that of the whole clustering. Progress bars and per-epoch lines follow
+    :func:`reidlib.utils.progress_enabled` (none in a static build).
+    """
+    start = time.perf_counter()
+    history = _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed,
+                          progress_enabled(progress), rows)
+    features = extract_features(model, train, flip=False, progress=False).numpy()
+    labels = contiguous(cluster_features(cluster, features, rounds))[0]
+    quality, snapshot = record_round(rounds, features, labels, train, name="after training",
+                                     rows=rows)
+    return LoopRun(history, labels, quality, snapshot, time.perf_counter() - start)
+
+
+def slice_snapshot(snapshot: Snapshot, rows, title: str | None = None) -> Snapshot:
+    """The snapshot's points ``rows`` only (every per-point field sliced alike)."""
+    rows = np.asarray(rows)
+    n = len(snapshot)
+    fields = {f.name: getattr(snapshot, f.name) for f in dataclasses.fields(snapshot)}
+    sliced = {name: value[rows] if isinstance(value, np.ndarray) and len(value) == n else value
+              for name, value in fields.items()}
+    if title is not None:
+        sliced["title"] = title
+    return Snapshot(**sliced)
