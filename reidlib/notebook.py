@@ -23,12 +23,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from reidlib.profiles import Profile, get_profile
-from reidlib.utils import atomic_path, default_device, seed_everything
+from reidlib.utils import atomic_path, default_device, progress_enabled, seed_everything
+
+if TYPE_CHECKING:  # imported lazily: training is not needed to set a notebook up
+    from reidlib.training.loop import History
 
 _CHAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A results file holds headline numbers, not data: a list longer than this belongs in
@@ -72,15 +76,24 @@ class Session:
         Every chapter holds its methods against this one model: the same recipe (the
         profile's supervised settings, from the world-P backbone) and the same cache file,
         so no chapter can silently train a different "upper bound". The first call trains
-        it (and caches it under ``cache_dir``); later calls read the cache.
+        it (and caches it under ``cache_dir``); later calls read the cache. The profile's
+        epoch count is the plateau of the validation mAP (``benchmarks/upper_bound_epochs.py``)
+        and the weights kept are those of the best validation epoch, never a test score.
         """
+        return self._upper_bound(world, progress)[0].eval()
+
+    def upper_bound_history(self, world) -> History:
+        """The training :class:`~reidlib.training.loop.History` of :meth:`upper_bound`
+        (losses and validation mAP per epoch); trains first if the cache has no model."""
+        return self._upper_bound(world, progress=True)[1]
+
+    def _upper_bound(self, world, progress: bool):
         from reidlib.training.supervised import train_or_load
 
         p = self.profile
-        model, _ = train_or_load(world.train, arch=p.arch, cache_dir=self.cache_dir,
-                                 epochs=p.epochs, p=p.p, k=p.k, lr=p.lr, weights="synthetic",
-                                 device=self.device, progress=progress)
-        return model.eval()
+        return train_or_load(world.train, arch=p.arch, cache_dir=self.cache_dir,
+                             epochs=p.epochs, p=p.p, k=p.k, lr=p.lr, weights="synthetic",
+                             device=self.device, progress=progress_enabled(progress))
 
     def score(self, model: torch.nn.Module, world, flip: bool = True,
               camera_norm: bool = True) -> dict:

@@ -330,3 +330,46 @@ def test_pairwise_distance_errors():
         pairwise_distance(a, a, metric="manhattan")
     with pytest.raises(ValueError, match=r"gallery_features must be 2-D \(num_images, dim\)"):
         pairwise_distance(a, torch.zeros(4))
+
+
+# ------------------------------------------------------------------- camera confusions
+
+
+def test_camera_confusions_against_brute_force():
+    from reidlib.evaluation.camera_bias import camera_confusions
+
+    rng = np.random.default_rng(3)
+    pids = rng.integers(1, 6, 40)
+    cams = rng.integers(0, 3, 40)
+    feats = rng.normal(size=(40, 5))
+    dist = cdist(feats, feats)
+    found = camera_confusions(dist, pids, cams)
+    for i in range(40):
+        look = [j for j in range(40) if cams[j] == cams[i] and pids[j] != pids[i]]
+        self_ = [j for j in range(40) if cams[j] != cams[i] and pids[j] == pids[i]]
+        near_look = min(look, key=lambda j: dist[i, j]) if look else -1
+        near_self = min(self_, key=lambda j: dist[i, j]) if self_ else -1
+        assert found["other_person"][i] == near_look
+        assert found["same_person"][i] == near_self
+        expected = bool(look and self_ and dist[i, near_look] < dist[i, near_self])
+        assert found["confused"][i] == expected
+        if self_:
+            assert found["same_person_dist"][i] == pytest.approx(dist[i, near_self], rel=1e-6)
+        else:
+            assert found["same_person_dist"][i] == np.inf
+    assert found["confused"].any() and not found["confused"].all()
+
+
+def test_camera_confusions_hand_made_case_and_errors():
+    from reidlib.evaluation.camera_bias import camera_confusions
+
+    # crop 0 (id 1, cam 0): id 2 in cam 0 at distance 1, itself in cam 1 at distance 3
+    dist = np.array([[0, 1, 3], [1, 0, 2], [3, 2, 0]], float)
+    found = camera_confusions(dist, [1, 2, 1], [0, 0, 1])
+    assert found["other_person"].tolist() == [1, 0, -1]
+    assert found["same_person"].tolist() == [2, -1, 0]
+    assert found["confused"].tolist() == [True, False, False]
+    with pytest.raises(ValueError, match="pid <= 0"):
+        camera_confusions(dist, [1, 0, 1], [0, 0, 1])
+    with pytest.raises(ValueError, match=r"\(N, N\)"):
+        camera_confusions(dist[:2], [1, 2, 1], [0, 0, 1])

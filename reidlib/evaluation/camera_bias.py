@@ -35,3 +35,38 @@ def same_camera_nearest_share(distmat, query_pids, gallery_pids, query_camids, g
     valid = ~invalid
     chance = ((same_cam & valid).sum(1).float() / valid.sum(1).clamp_min(1)).mean().item()
     return share, chance
+
+
+def camera_confusions(distmat, pids, camids) -> dict:
+    """For every image, its nearest look-alike in its own camera and its nearest self elsewhere.
+
+    ``distmat`` is the (N, N) distance matrix of one set of images with identities ``pids``
+    and cameras ``camids`` (pass only real people: junk and distractors, pid <= 0, have no
+    identity to compare). For image ``i``:
+
+    - ``other_person[i]``: the nearest image of *another* identity taken by ``i``'s camera,
+      at distance ``other_person_dist[i]``;
+    - ``same_person[i]``: the nearest image of ``i``'s identity taken by *another* camera,
+      at ``same_person_dist[i]`` (-1 and +inf when there is none, and likewise above);
+    - ``confused[i]``: the look-alike is nearer than the person's own cross-camera image,
+      the camera bias of survey §3.3 in one pair (False when either is missing).
+    """
+    d = torch.as_tensor(distmat, dtype=torch.float32)
+    p, c = torch.as_tensor(pids), torch.as_tensor(camids)
+    if d.shape != (len(p), len(p)) or len(c) != len(p):
+        raise ValueError(f"distmat must be (N, N) = ({len(p)}, {len(p)}) with N camids, got "
+                         f"distmat {tuple(d.shape)} and {len(c)} camids")
+    if bool((p <= 0).any()):
+        raise ValueError("camera_confusions compares identities: drop junk and distractors "
+                         "(pid <= 0) first")
+    same_pid, same_cam = p[:, None] == p[None, :], c[:, None] == c[None, :]
+    out = {}
+    for name, mask in (("other_person", same_cam & ~same_pid),
+                       ("same_person", same_pid & ~same_cam)):
+        masked = d.masked_fill(~mask, float("inf"))
+        dist, index = masked.min(dim=1)
+        out[name] = torch.where(torch.isinf(dist), -1, index).numpy()
+        out[f"{name}_dist"] = dist.numpy()
+    both = (out["other_person"] >= 0) & (out["same_person"] >= 0)
+    out["confused"] = both & (out["other_person_dist"] < out["same_person_dist"])
+    return out

@@ -87,19 +87,31 @@ def _camera_mark(ax: Axes, camid: int) -> None:
     )
 
 
-def _new_axes(nrows: int, ncols: int, image_hw: tuple[int, int], panel_height: float) -> np.ndarray:
-    """A fresh figure of ``nrows x ncols`` image panels; returns the (nrows, ncols) axes array."""
+def _layout(nrows: int, ncols: int, image_hw: tuple[int, int], panel_height: float,
+            left: float = 0.0):
+    """A fresh figure sized for ``nrows x ncols`` image panels and its GridSpec of cells.
+
+    Sizes are in inches: each panel keeps the images' aspect ratio, with room above it for
+    two title lines and ``left`` inches at the left for row labels.
+    """
     h, w = image_hw
     panel_width = panel_height * w / h
     title, gap, margin = 0.4, 0.06, 0.05  # inches: room for two title lines, between panels
-    fig_w = ncols * panel_width + (ncols - 1) * gap + 2 * margin
+    fig_w = left + ncols * panel_width + (ncols - 1) * gap + 2 * margin
     fig_h = nrows * (panel_height + title) + margin
     fig = new_figure(figsize=(fig_w, fig_h))
-    fig.subplots_adjust(
-        left=margin / fig_w, right=1 - margin / fig_w, bottom=margin / fig_h,
-        top=1 - title / fig_h, wspace=gap / panel_width, hspace=title / panel_height,
+    cells = fig.add_gridspec(
+        nrows, ncols, left=(left + margin) / fig_w, right=1 - margin / fig_w,
+        bottom=margin / fig_h, top=1 - title / fig_h, wspace=gap / panel_width,
+        hspace=title / panel_height,
     )
-    return fig.subplots(nrows, ncols, squeeze=False)
+    return fig, cells
+
+
+def _new_axes(nrows: int, ncols: int, image_hw: tuple[int, int], panel_height: float) -> np.ndarray:
+    """A fresh figure of ``nrows x ncols`` image panels; returns the (nrows, ncols) axes array."""
+    _, cells = _layout(nrows, ncols, image_hw, panel_height)
+    return cells.subplots(squeeze=False)
 
 
 def _target_axes(axes: Sequence[Axes] | None, n: int, shape: tuple[int, int],
@@ -149,6 +161,51 @@ def image_grid(
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     return flat[0].figure
+
+
+def image_rows(
+    images: np.ndarray,
+    rows: Sequence[Sequence[int]],
+    titles: Sequence[Sequence[str]] | None = None,
+    row_labels: Sequence[str] | None = None,
+    *,
+    border_colors: Sequence[Sequence[str | None]] | None = None,
+    panel_height: float = 1.6,
+) -> Figure:
+    """One row of panels per entry of ``rows``: the images ``images[rows[r]]``, left to right.
+
+    Rows may differ in length (one person seen by four cameras, another by two): only real
+    images get a panel, so a short row simply ends; nothing is padded with filler tiles.
+    ``titles`` and ``border_colors`` follow the shape of ``rows``; ``row_labels`` (one per
+    row) are written at the left of each row.
+    """
+    images = _check_images(images, "images")
+    rows = [np.asarray(r, dtype=np.int64).ravel() for r in rows]
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("image_rows needs at least one row, and every row at least one image")
+    for r in rows:
+        if r.min() < 0 or r.max() >= len(images):
+            raise ValueError(f"rows must index images in [0, {len(images)}), got {r.tolist()}")
+    for name, values in (("titles", titles), ("border_colors", border_colors)):
+        if values is not None and [len(v) for v in values] != [len(r) for r in rows]:
+            raise ValueError(f"{name} must have one entry per image of each row, shaped like rows")
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"row_labels has {len(row_labels)} entries for {len(rows)} rows")
+
+    ncols = max(len(r) for r in rows)
+    label_width = 0.0 if row_labels is None else 0.25 + 0.07 * max(map(len, row_labels))
+    fig, cells = _layout(len(rows), ncols, images.shape[1:3], panel_height, label_width)
+    for r, row in enumerate(rows):
+        for c, i in enumerate(row):
+            ax = fig.add_subplot(cells[r, c])
+            ax.imshow(images[i], interpolation="nearest")
+            _frame(ax, None if border_colors is None else border_colors[r][c])
+            if titles is not None:
+                ax.set_title(titles[r][c], fontsize=8)
+            if c == 0 and row_labels is not None:
+                ax.text(-0.08, 0.5, row_labels[r], transform=ax.transAxes, ha="right",
+                        va="center", fontsize=9)
+    return fig
 
 
 def ranked_list(

@@ -64,6 +64,15 @@ WINTER_PALETTE = (  # dark and muted, with a few bright winter accents
     (0.75, 0.55, 0.10),
 )
 
+# Everyday names of the palette colours, for people reading attributes (not used to render).
+COLOUR_NAMES = {
+    **dict(zip(SUMMER_PALETTE, ("red", "orange", "yellow", "green", "blue", "purple", "pink",
+                                "white", "teal", "lime", "grey", "beige"), strict=True)),
+    **dict(zip(WINTER_PALETTE, ("navy", "black", "grey", "brown", "maroon", "olive", "beige",
+                                "slate blue", "plum", "white", "dark teal", "mustard"),
+               strict=True)),
+}
+
 
 @dataclass(frozen=True)
 class Domain:

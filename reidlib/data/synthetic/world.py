@@ -27,7 +27,15 @@ from reidlib.data.synthetic.sample import (
     sample_walks,
     transit_times,
 )
-from reidlib.data.synthetic.spec import get_domain, get_size
+from reidlib.data.synthetic.spec import (
+    BAG_TYPES,
+    COLOUR_NAMES,
+    HAIR_LENGTHS,
+    LOWER_TYPES,
+    UPPER_PATTERNS,
+    get_domain,
+    get_size,
+)
 from reidlib.utils import atomic_path, sha256_file
 
 WORLD_VERSION = 3  # bump when rendering changes, so stale caches are rebuilt
@@ -53,6 +61,34 @@ class World(ReidSplits):
         row = {int(p): i for i, p in enumerate(self.people_pid)}
         idx = np.asarray([row[int(p)] for p in pids])
         return {k: v[idx] for k, v in self.people.items() if not k.startswith("rgb_")}
+
+    def describe_people(self, pids: np.ndarray) -> list[dict[str, str]]:
+        """Each person's attributes in words, e.g. ``{"top": "red hstripes", "bag": ...}``.
+
+        The renderer's integer codes mapped to the vocabulary of ``spec`` (patterns, lower
+        garments, bags, palette colour names); flags become garments present or absent.
+        """
+        a = self.attributes_of(pids)
+        palette = get_domain(self.domain).palette
+
+        def colour(column: str, i: int) -> str:
+            index = int(a[column][i])
+            return "random colour" if palette is None or index < 0 else \
+                COLOUR_NAMES[palette[index]]
+
+        people = []
+        for i in range(len(pids)):
+            sleeves = "long sleeves" if a["long_sleeve"][i] else "short sleeves"
+            extras = [name for name in ("hat", "coat", "scarf") if a[name][i]]
+            people.append({
+                "top": f"{colour('upper_colour', i)} {UPPER_PATTERNS[a['upper_pattern'][i]]}, "
+                       f"{sleeves}",
+                "lower": f"{colour('lower_colour', i)} {LOWER_TYPES[a['lower_type'][i]]}",
+                "bag": BAG_TYPES[a["bag"][i]],
+                "hair": HAIR_LENGTHS[a["hair_long"][i]],
+                "also": ", ".join(extras) or "-",
+            })
+        return people
 
 
 def _assign_splits(walks, person_pid, role, rng) -> np.ndarray:
