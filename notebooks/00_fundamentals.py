@@ -13,6 +13,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/notebooks/00_fundamentals.ipynb)
+#
 # # Chapter 0 — Person re-identification fundamentals
 #
 # **Learning goals.** After this chapter you can
@@ -30,6 +32,27 @@
 # The course follows the survey *Unsupervised Person Re-Identification: A Systematic Survey
 # of Challenges and Solutions* (Lin et al., arXiv:2109.06057); section and equation numbers
 # below refer to it.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/notebooks"):
+    os.chdir("reid-course/notebooks")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup

@@ -13,6 +13,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/notebooks/01a_pseudo_labels.ipynb)
+#
 # # Chapter 1a — Pseudo-labels: who is who, without labels
 #
 # **Learning goals.** After this part you can
@@ -33,6 +35,27 @@
 # (Market-1501 protocol); features carry a strong camera signature (camera bias). We also
 # met the *generic pretrained backbone*: weights learnt on another synthetic world, on
 # clothing attributes, never on our identities. This chapter starts from it.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/notebooks"):
+    os.chdir("reid-course/notebooks")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup

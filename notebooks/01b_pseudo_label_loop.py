@@ -13,6 +13,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/notebooks/01b_pseudo_label_loop.ipynb)
+#
 # # Chapter 1b — Pseudo-labels in the loop: knobs, cameras, cluster → train → re-cluster
 #
 # **Learning goals.** After this part you can
@@ -28,6 +30,27 @@
 # number itself, leaves outliers), BUC (single linkage with a diversity term, Eq. 2), HCT
 # (average linkage, Eq. 3) and SMP's reciprocal filter. Pairwise precision, recall and the
 # four label states told where each goes wrong.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/notebooks"):
+    os.chdir("reid-course/notebooks")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup
@@ -355,7 +378,7 @@ plt.show()
 
 # %%
 images_shown = train.subset(shown_train)
-save_replay(session.cache_dir / "replays", "01b-dbscan-jaccard",
+save_replay(session.replay_dir, "01b-dbscan-jaccard",
             loops["DBSCAN-Jaccard loop"].history, images_shown,
             after=loops["DBSCAN-Jaccard loop"].snapshot, method=method, seed=session.seed)
 EmbeddingExplorer(loops["DBSCAN-Jaccard loop"].snapshots, images=images_shown.images,

@@ -13,6 +13,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/notebooks/02_feature_learning.ipynb)
+#
 # # Chapter 2 — Learning discriminative features from noisy pseudo-labels
 #
 # **Learning goals.** After this chapter you can
@@ -32,6 +34,27 @@
 # merges some people, splits others and leaves images out. This chapter is about learning
 # *well* from such labels. Each method is built in a few lines of plain torch, checked
 # against the library on a real batch, and only then trained.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/notebooks"):
+    os.chdir("reid-course/notebooks")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup
@@ -715,7 +738,7 @@ _ = session.record(
 # side by side under one slider.
 
 # %%
-replays = session.cache_dir / "replays"
+replays = session.replay_dir
 recorded = [save_replay(replays, name, result.history, train.subset(shown_rows),
                         after=result.final, seed=session.seed).stem
             for name, result in results.items()]

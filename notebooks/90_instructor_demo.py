@@ -13,6 +13,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/notebooks/90_instructor_demo.ipynb)
+#
 # # Instructor's demo: replaying clustering dynamics in class
 #
 # This page is for the person at the front of the room. It trains nothing: chapters 1b and
@@ -37,6 +39,27 @@
 # four label states. `docs/instructor/demo.md` suggests what to point out.
 
 # %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/notebooks"):
+    os.chdir("reid-course/notebooks")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
+
+# %%
 from reidlib.notebook import setup
 
 session = setup("90")
@@ -47,7 +70,7 @@ import numpy as np
 
 from reidlib.viz.replay import compare, demo, list_replays, load_replay, replay_path
 
-replays = session.cache_dir / "replays"
+replays = session.replay_dir
 recorded = list_replays(replays)
 print(f"replays in {replays}: {recorded or 'none'}")
 
@@ -101,7 +124,7 @@ if main is None or partner is None:
     from reidlib.training import PseudoLabelClassification, fit
     from reidlib.viz.replay import save_replay
 
-    replays = session.cache_dir / "replays" / "stand-in"
+    replays = session.replay_dir / "stand-in"
     tiny = load_world("A", "smoke")
     train = tiny.train.subset(tiny.train.pids >= 0)
     rows = np.flatnonzero(np.isin(train.pids, np.unique(train.pids)[:30]))

@@ -52,6 +52,12 @@ class Session:
     results_dir: Path
 
     @property
+    def replay_dir(self) -> Path:
+        """Where chapters record runs for the instructor's demo: one folder per profile, so a
+        smoke run never overwrites the quick profile's recordings."""
+        return self.cache_dir / "replays" / self.profile.name
+
+    @property
     def results_path(self) -> Path:
         return self.results_dir / f"{self.chapter}.json"
 

@@ -161,3 +161,31 @@ def test_export_command_reads_back_with_the_market1501_reader(tmp_path, capsys):
     # exporting over an existing folder is refused with a clear message, exit code 2
     assert main(argv) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_describe_people_names_the_codes(world):
+    """Words for attributes come from spec's vocabularies, code by code (an independent lookup)."""
+    from reidlib.data.synthetic.spec import (
+        BAG_TYPES,
+        COLOUR_NAMES,
+        LOWER_TYPES,
+        UPPER_PATTERNS,
+        get_domain,
+    )
+
+    pids = np.unique(world.train.pids[world.train.pids > 0])[:6]
+    codes = world.attributes_of(pids)
+    palette = get_domain(world.domain).palette
+    described = world.describe_people(pids)
+    assert len(described) == len(pids)
+    for i, person in enumerate(described):
+        assert UPPER_PATTERNS[codes["upper_pattern"][i]] in person["top"]
+        assert person["lower"].endswith(LOWER_TYPES[codes["lower_type"][i]])
+        assert person["bag"] == BAG_TYPES[codes["bag"][i]]
+        if palette is not None and codes["upper_colour"][i] >= 0:
+            assert person["top"].startswith(COLOUR_NAMES[palette[codes["upper_colour"][i]]])
+    # every palette colour of both worlds has a distinct everyday name
+    for domain in ("A", "B"):
+        colours = get_domain(domain).palette
+        names = [COLOUR_NAMES[c] for c in colours]
+        assert len(set(names)) == len(names)

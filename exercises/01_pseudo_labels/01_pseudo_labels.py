@@ -14,6 +14,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/exercises/01_pseudo_labels/01_pseudo_labels.ipynb)
+#
 # # Exercises, chapter 1: pseudo-labels
 #
 # Without labels, unsupervised Re-ID methods *make* labels: they group the training images by
@@ -32,6 +34,27 @@
 # hint. The checks never stop the notebook, so you can run all cells at any time. Your
 # instructor has more checks that try other inputs: make the function right, not just the
 # examples shown. numpy is all you need.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/exercises/01_pseudo_labels"):
+    os.chdir("reid-course/exercises/01_pseudo_labels")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup

@@ -14,6 +14,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/reid-course/unsupervised-reid-hands-on/blob/main/exercises/02_feature_learning/02_feature_learning.ipynb)
+#
 # # Exercises, chapter 2: learning features from pseudo-labels
 #
 # Once the images carry pseudo-labels, a network is trained on them as if they were true
@@ -33,6 +35,27 @@
 # instructor has more checks that try other inputs: make the function right, not just the
 # examples shown. q1 needs numpy; q2, q3 and q5 to q7 work on torch tensors (on the CPU); q4
 # works on either.
+
+# %%
+# Colab, or a Jupyter without the course: fetch and install it (once).
+# Where the course is installed (make lab, make course) this cell does nothing.
+import importlib.util
+import os
+import sys
+
+COURSE = "https://github.com/reid-course/unsupervised-reid-hands-on"
+if importlib.util.find_spec("reidlib") is None:
+    print(f"installing the course from {COURSE} (a few minutes)")
+    # !git clone --quiet --depth 1 {COURSE} reid-course
+    # %pip install --quiet ./reid-course
+    importlib.invalidate_caches()
+# work inside the clone, also after a kernel restart
+if os.path.isdir("reid-course/exercises/02_feature_learning"):
+    os.chdir("reid-course/exercises/02_feature_learning")
+if "google.colab" in sys.modules:  # Colab shows third-party widgets only when asked
+    from google.colab import output
+
+    output.enable_custom_widget_manager()
 
 # %%
 from reidlib.notebook import setup

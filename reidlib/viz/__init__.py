@@ -15,7 +15,13 @@ Functions return matplotlib Figures and never call ``plt.show``.
 """
 
 from reidlib.viz.explorer import COLOUR_BY, VIEWS, EmbeddingExplorer, Snapshot, history_snapshots
-from reidlib.viz.grids import image_grid, market1501_ranking, ranked_list, ranked_lists
+from reidlib.viz.grids import (
+    image_grid,
+    image_rows,
+    market1501_ranking,
+    ranked_list,
+    ranked_lists,
+)
 
 __all__ = [
     "COLOUR_BY",
@@ -24,6 +30,7 @@ __all__ = [
     "VIEWS",
     "history_snapshots",
     "image_grid",
+    "image_rows",
     "market1501_ranking",
     "ranked_list",
     "ranked_lists",
