@@ -12,6 +12,7 @@ notebook's numbers and the seeds' spread come from the same code::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], 
                                 progress=False).numpy()
     quality, final = record_round(len(history), features, cluster(features), train,
                                   name=f"{method.name}, after training", rows=snapshot_rows)
+    if final is not None:  # the panel's title quotes the whole clustering, like the epochs'
+        final = dataclasses.replace(final, metrics={
+            key: quality[key] for key in ("pairwise_f", "outlier_share", "n_clusters")})
     return MethodResult(method.name, score(method.feature_model()), quality, seconds,
                         history, final)
 
