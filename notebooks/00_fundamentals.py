@@ -341,12 +341,11 @@ pd.DataFrame(table).T.style.format("{:.1%}")
 # *training* identities are held out as a validation query / gallery, and
 # `benchmarks/upper_bound_epochs.py` traced their mAP over a long run to find where it
 # stops rising; the profile's epoch count comes from there, and the weights kept are those
-# of the best validation epoch. `session.upper_bound` trains once and caches the model;
-# every chapter calls it and gets this same model.
+# of the best validation epoch. `session.upper_bound_run` trains once and caches the model
+# with its history; every chapter calls `session.upper_bound` and gets this same model.
 
 # %%
-model = session.upper_bound(world)
-history = session.upper_bound_history(world)
+model, history = session.upper_bound_run(world)
 _, val_query, val_gallery = split_validation(world.train, val_fraction=0.1, seed=0)  # its split
 print(f"validation: {val_query.num_ids} held-out training identities, {len(val_query)} queries, "
       f"{len(val_gallery)} gallery crops; test: {world.query.num_ids} identities, "

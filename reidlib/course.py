@@ -533,6 +533,42 @@ def update_results(path: Path, entries: dict[str, dict]) -> dict:
     return merged
 
 
+def prune_build(build_dir: Path, notebooks: list[Notebook]) -> list[str]:
+    """Drop what a build holds for notebooks that no longer exist; return what went.
+
+    A renamed or split notebook (chapter 1 became 1a and 1b) leaves its old executed copy,
+    HTML page, results file and ``results.json`` entry behind; ``lint-build`` and readers
+    of ``results.json`` would take them for current. Only those are removed: the copies
+    no notebook would write, the ``results/*.json`` no notebook records under, and the
+    ``results.json`` entries whose name and kind are no notebook's.
+    """
+    build_dir = Path(build_dir)
+    chapters = {nb.chapter for nb in notebooks}
+    owned = {path for nb in notebooks for path in build_paths(nb, build_dir)}
+    gone = []
+    for folder in (build_dir, build_dir / "exercises"):
+        for path in sorted(folder.glob("*.ipynb")) + sorted(folder.glob("*.html")):
+            if path not in owned:
+                path.unlink()
+                gone.append(str(path))
+    for path in sorted((build_dir / "results").glob("*.json")):
+        if path.stem not in chapters:
+            path.unlink()
+            gone.append(str(path))
+    results = build_dir / "results.json"
+    if results.is_file():
+        entries = read_results(results)
+        kinds = {(nb.name, nb.kind) for nb in notebooks}
+        stale = [name for name, entry in entries.items()
+                 if (name, entry.get("kind")) not in kinds]
+        if stale:
+            with atomic_path(results) as tmp:
+                kept = {k: v for k, v in entries.items() if k not in stale}
+                tmp.write_text(json.dumps(kept, indent=2, allow_nan=False) + "\n")
+            gone += [f"{results}: {name}" for name in stale]
+    return gone
+
+
 def run_one(
     notebook: Notebook,
     build_dir: Path,
@@ -1016,6 +1052,8 @@ def cmd_run(notebooks: list[Notebook], args: argparse.Namespace) -> int:
     if not chosen:
         print(f"error: no chapter notebooks in {args.notebooks}", file=sys.stderr)
         return 2
+    for path in prune_build(args.build, notebooks):
+        print(f"removed (no such notebook now): {path}")
     entries, failure = run_course(chosen, args.build, profile, args.timeout or None)
     print(summary_table(entries))
     print(f"results: {args.build / 'results.json'}")

@@ -88,10 +88,12 @@ class Session:
         """
         return self._upper_bound(world, progress)[0].eval()
 
-    def upper_bound_history(self, world) -> History:
-        """The training :class:`~reidlib.training.loop.History` of :meth:`upper_bound`
-        (losses and validation mAP per epoch); trains first if the cache has no model."""
-        return self._upper_bound(world, progress=True)[1]
+    def upper_bound_run(self, world, progress: bool = True) -> tuple[torch.nn.Module, History]:
+        """:meth:`upper_bound` and its training :class:`~reidlib.training.loop.History`
+        (losses and validation mAP per epoch) from one read of the cache (trains first if
+        the cache has no model)."""
+        model, history = self._upper_bound(world, progress)
+        return model.eval(), history
 
     def _upper_bound(self, world, progress: bool):
         from reidlib.training.supervised import train_or_load

@@ -144,8 +144,26 @@ def _without_colab(nb) -> list:
     return course._normalised_cells(nbformat.v4.new_notebook(cells=cells))
 
 
-def test_colab_writes_the_first_cells_and_check_reports_them(tmp_path, capsys):
+def _strip_first_cells(root: Path) -> None:
+    """Take the install cell and the badge out of every copied source: the notebooks as they
+    were before ``colab`` existed, so that it must insert, not replace."""
+    for nb in _notebooks(root):
+        old = jupytext.read(nb.source)
+        cells = [c for c in old.cells if not c.source.startswith(course.INSTALL_MARKER)]
+        for cell in cells:
+            lines = cell.source.splitlines()
+            if cell.cell_type == "markdown" and lines and lines[0].startswith("[![Open In Colab]"):
+                cell.source = "\n".join(lines[2:])
+        old.cells = cells
+        jupytext.write(old, nb.source, fmt="py:percent")
+        assert course.first_cell_problems(nb, root, URL), nb.name
+
+
+@pytest.mark.parametrize("start", ["committed", "without first cells"])
+def test_colab_writes_the_first_cells_and_check_reports_them(tmp_path, capsys, start):
     root = _copy_course(tmp_path)
+    if start == "without first cells":
+        _strip_first_cells(root)
     originals = {nb.source: jupytext.read(nb.source) for nb in _notebooks(root)}
     assert originals, "no notebooks to copy"
     assert course.main(["colab", *_folders(root)]) == 0

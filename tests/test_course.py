@@ -474,3 +474,34 @@ def test_kernel_env(tmp_path, monkeypatch):
     assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
     root = str(Path(__file__).resolve().parent.parent)
     assert env["PYTHONPATH"].split(os.pathsep) == [root, "/elsewhere"]
+
+
+def test_prune_build_drops_only_what_no_notebook_owns(tmp_path):
+    """A split chapter (01 -> 01a, 01b) leaves no old page, results file or entry behind."""
+    now = [course.Notebook(tmp_path / "nb" / "01a_pseudo_labels.py", "chapter"),
+           course.Notebook(tmp_path / "ex" / "01_pseudo_labels.py", "exercise")]
+    build = tmp_path / "build"
+    (build / "results").mkdir(parents=True)
+    (build / "exercises").mkdir()
+    (build / "cache-like").mkdir()
+    for name in ("01a_pseudo_labels", "01_pseudo_labels"):  # the old chapter's name too
+        for suffix in (".ipynb", ".html"):
+            (build / f"{name}{suffix}").write_text("x")
+    (build / "exercises" / "01_pseudo_labels.html").write_text("x")
+    (build / "exercises" / "02_gone.html").write_text("x")
+    (build / "cache-like" / "01_pseudo_labels.html").write_text("not a page of the build")
+    for chapter in ("01", "01a", "ex01"):
+        (build / "results" / f"{chapter}.json").write_text("{}")
+    course.update_results(build / "results.json", {  # the old chapter 1, the exercise's name
+        "01_pseudo_labels": {"kind": "chapter"}, "01a_pseudo_labels": {"kind": "chapter"}})
+
+    gone = course.prune_build(build, now)
+
+    assert sorted(Path(p).name for p in gone if ":" not in p) == [
+        "01.json", "01_pseudo_labels.html", "01_pseudo_labels.ipynb", "02_gone.html"]
+    assert (build / "01a_pseudo_labels.html").exists()
+    assert (build / "exercises" / "01_pseudo_labels.html").exists()  # the exercise's name
+    assert (build / "cache-like" / "01_pseudo_labels.html").exists()
+    assert sorted(p.name for p in (build / "results").iterdir()) == ["01a.json", "ex01.json"]
+    assert set(read_results(build / "results.json")) == {"01a_pseudo_labels"}
+    assert course.prune_build(build, now) == []

@@ -9,8 +9,8 @@ machines have no GPU, so each of those paths is run here on the CPU:
   ``reidlib.training.features.autocast_for`` in every module that calls it, so every
   method's forward passes (and the feature extraction for clustering) run in CPU bf16,
   exactly where they run in CUDA bf16; compared with a float32 run of the same two steps;
-- channels_last: the models converted as ``fit`` converts them on CUDA and
-  ``Batch.augmented(channels_last=True)``; compared with a contiguous run;
+- channels_last (``fit``'s default on every device): compared with a contiguous run,
+  ``fit(channels_last=False)``;
 - the full profile's shapes: P x K = 16 x 16 batches through every method, and ResNet-50 at
   256x128 (2048-d, a 16x8 map) through every method (``slow``; a 256-image ResNet-50 step
   takes minutes on 2 CPU cores, so these use 2 x 2 batches and one step);
@@ -94,12 +94,6 @@ def cuda_autocast_on_cpu(monkeypatch) -> set[str]:
     return patched
 
 
-def channels_last_batches(monkeypatch) -> None:
-    """Every ``Batch.augmented()`` of the loop in channels_last, as on CUDA."""
-    monkeypatch.setattr(Batch, "augmented",
-                        functools.partialmethod(Batch.augmented, channels_last=True))
-
-
 class ConvSpy:
     """Records the output dtype of every Conv2d call, and the memory format of its input
     in training mode (``extract_features`` feeds NHWC-strided images, whatever the model)."""
@@ -161,9 +155,6 @@ def train_two_steps(name, *, arch="small", size=(32, 16), n_ids=4, per_id=6, p=4
     cluster = oracle_cluster(train)
     torch.manual_seed(seed)
     method = METHODS[name](build_model(arch).to(device), cluster)
-    if channels_last:  # what fit does to the models on CUDA
-        for model in method.models():
-            model.to(memory_format=torch.channels_last)
     steps = {} if method.sampler == "pk" and name != "ecn" else {"iters": 2}
     batches = []
     loss = method.loss
@@ -177,7 +168,7 @@ def train_two_steps(name, *, arch="small", size=(32, 16), n_ids=4, per_id=6, p=4
     before = backbone_vector(method)
     start = time.perf_counter()
     history = fit(method, train, cluster=cluster, epochs=1, p=p, k=k, lr=1e-3, seed=seed,
-                  progress=False, **steps)
+                  progress=False, channels_last=channels_last, **steps)
     seconds = time.perf_counter() - start
     spy.remove()
     assert len(batches) == 2, f"{name}: expected two steps, got {len(batches)}"
@@ -243,9 +234,8 @@ def test_autocast_for_switches():
 
 
 @pytest.mark.parametrize("name", list(METHODS))
-def test_channels_last_steps_equal_contiguous(name, monkeypatch):
+def test_channels_last_steps_equal_contiguous(name):
     plain = train_two_steps(name)
-    channels_last_batches(monkeypatch)
     last = train_two_steps(name, channels_last=True)
     assert plain.spy.layouts == {"contiguous"}
     assert last.spy.layouts == {"channels_last"}, "a conv saw a contiguous input"
@@ -265,12 +255,15 @@ def test_batch_augmented_memory_format():
     batch = Batch(images, torch.arange(4), torch.zeros(4, dtype=torch.long),
                   torch.zeros(4, dtype=torch.long), torch.zeros(4, dtype=torch.long),
                   torch.Generator().manual_seed(0))
-    default = batch.augmented()
+    last = batch.augmented()  # fit's default, on every device
     batch.generator.manual_seed(0)
-    last = batch.augmented(channels_last=True)
-    assert default.is_contiguous()  # on CPU the default stays contiguous
+    plain = batch.augmented(channels_last=False)
+    assert plain.is_contiguous()
     assert last.is_contiguous(memory_format=torch.channels_last) and not last.is_contiguous()
-    torch.testing.assert_close(last, default, rtol=0, atol=0)
+    torch.testing.assert_close(last, plain, rtol=0, atol=0)
+    batch.channels_last = False  # what fit(channels_last=False) builds
+    batch.generator.manual_seed(0)
+    assert batch.augmented().is_contiguous()
 
 
 # ------------------------------------------------------------- the full profile's shapes
@@ -496,7 +489,7 @@ def test_cuda_steps_of_every_method_match_cpu_float32(name):
     """The real thing: fit on CUDA (bf16 autocast, channels_last, the set on the device)
     against the CPU's float32 steps."""
     cpu = train_two_steps(name)
-    gpu = train_two_steps(name, device="cuda")
+    gpu = train_two_steps(name, device="cuda", channels_last=True)  # fit's default
     assert gpu.spy.dtypes == {torch.bfloat16}
     assert gpu.spy.layouts == {"channels_last"}
     for key, value in cpu.losses.items():

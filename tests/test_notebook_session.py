@@ -122,7 +122,7 @@ def test_upper_bound_trains_with_the_profile_settings(tmp_path, monkeypatch, pro
     s = session(tmp_path, profile)
     world = SimpleNamespace(train="the training set")
     assert s.upper_bound(world) is model and not model.training
-    assert s.upper_bound_history(world) == "history"
+    assert s.upper_bound_run(world) == (model, "history")
     p = get_profile(profile)
     for train, kwargs in calls:
         assert train == "the training set"

@@ -143,3 +143,33 @@ def test_a_list_of_snapshots_records_too(tmp_path):
     replay = rp.load_replay(tmp_path, "rounds")
     assert [s.title.split("\n")[0] for s in replay.snapshots][-1] == "after training"
     assert replay.snapshots[-1].pseudo_label is None and replay.epochs == []
+
+
+def test_deferred_layouts_are_computed_once_at_first_load(tmp_path, monkeypatch):
+    """layout=False records without laying out; the first load lays out exactly as an eager
+    save would (from the full features) and rewrites the file; later loads refit nothing."""
+    history, images = fake_history(dim=300, n_ids=30)
+    eager = rp.load_replay(rp.save_replay(tmp_path / "eager", "run", history, images,
+                                          method="pca").parent, "run")
+    path = rp.save_replay(tmp_path / "lazy", "run", history, images, method="pca",
+                          layout=False)
+    with np.load(path) as data:
+        assert data["features"].shape == (3, 150, 300)  # full features kept until laid out
+    first = rp.load_replay(tmp_path / "lazy", "run")
+    for a, b in zip(first.layouts, eager.layouts, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(first.snapshots, eager.snapshots, strict=True):
+        np.testing.assert_array_equal(a.features, b.features)
+        np.testing.assert_array_equal(a.pseudo_label, b.pseudo_label)
+    assert first.epochs == eager.epochs and first.column("pairwise_f") == [0.5, 0.6, 0.7]
+    with np.load(path) as data:
+        assert data["features"].shape == (3, 150, rp.MAX_DIMS)  # rewritten, laid out
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+    def no_refit(*args, **kwargs):
+        raise AssertionError("a laid-out replay must not be laid out again")
+
+    monkeypatch.setattr(rp, "_write", no_refit)
+    again = rp.load_replay(tmp_path / "lazy", "run")
+    for a, b in zip(again.layouts, eager.layouts, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -85,8 +85,7 @@ def extract_features(model: torch.nn.Module, images, batch_size: int = 256, flip
                           disable=not progress_enabled(progress),
                           leave=False):
             x = eval_transform(_batch(images, start, start + batch_size, device), size=size)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)  # CPU: 1.5x faster here
             with autocast_for(device):
                 f = model(x).float()
                 if flip:

@@ -71,14 +71,13 @@ class Batch:
     domains: torch.Tensor
     generator: torch.Generator
     colour: float = 0.0
+    channels_last: bool = True
 
     def augmented(self, channels_last: bool | None = None) -> torch.Tensor:
-        """A fresh random view of ``images``, channels_last when ``channels_last`` is true
-        (None: on CUDA, where :func:`fit` puts the models in channels_last too)."""
+        """A fresh random view of ``images``, in channels_last unless ``channels_last`` (or,
+        when None, the batch's own flag, which :func:`fit` sets) is false."""
         x = train_augment(self.images, self.generator, colour=self.colour)
-        if channels_last is None:
-            channels_last = x.device.type == "cuda"
-        if channels_last:
+        if self.channels_last if channels_last is None else channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -260,7 +259,7 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
         colour_jitter: float = 0.15, seed: int = 0, domains=None,
         val: tuple[ImageSet, ImageSet] | None = None, eval_every: int = 1,
         keep_best: bool = False, checkpoint=None, resume: bool = True,
-        snapshot_rows=None, progress: bool = True,
+        snapshot_rows=None, progress: bool = True, channels_last: bool = True,
         on_epoch_end: Callable[[EpochRecord], None] | None = None,
         on_step: Callable[[int, int], None] | None = None) -> History:
     """Train ``method`` on ``train`` (module docstring). The one loop of the course.
@@ -285,6 +284,9 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
         checkpoint: a path: saved atomically after every epoch; with ``resume`` a run
             continues from it (its settings must match).
         snapshot_rows: the rows kept in each snapshot (default: all).
+        channels_last: models and augmented batches in the channels_last memory format (the
+            same arithmetic in another order): faster on CUDA, and 11-19% faster per step on
+            our 2-core CPU (``benchmarks/RESULTS.md``); False keeps the models' own format.
         on_epoch_end: called with each :class:`EpochRecord`; ``on_step(epoch, step)``
             before each step (tests use it to stop a run mid-epoch).
 
@@ -311,7 +313,7 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
     if checkpoint is not None:  # resume only on the same data
         config["data"] = data_fingerprint(train)
     device = model_device(method.feature_model())
-    if device.type == "cuda":  # elsewhere the models keep the memory format they came in
+    if channels_last:
         for model in method.models():
             model.to(memory_format=torch.channels_last)
     run = _Run(History(config=config))
@@ -342,7 +344,8 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
                                  epoch=epoch)
         losses = _fit_epoch(method, run.optimizer, images, run.labels, columns, batches, epoch,
                             lambda t: lr_at(t, lr, epochs, warmup_epochs, schedule, milestones),
-                            epoch_generator(seed, epoch), colour_jitter, progress, on_step)
+                            epoch_generator(seed, epoch), colour_jitter, channels_last,
+                            progress, on_step)
         scores = None
         if val is not None and ((epoch + 1) % eval_every == 0 or epoch == epochs - 1):
             r = validate(method.feature_model(), *val)
@@ -396,7 +399,7 @@ def train_step(method, optimizer, batch: Batch) -> tuple[torch.Tensor, dict]:
 
 
 def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of, generator,
-               colour, progress, on_step) -> dict:
+               colour, channels_last, progress, on_step) -> dict:
     for model in method.models():
         model.train()
     device = images.device
@@ -411,7 +414,7 @@ def _fit_epoch(method, optimizer, images, labels, columns, batches, epoch, lr_of
             group["lr"] = lr_of(epoch + i / len(batches))
         rows = torch.as_tensor(idx, device=device)
         batch = Batch(images[rows], rows, labels_t[rows], columns["camids"][rows],
-                      columns["domains"][rows], generator, colour)
+                      columns["domains"][rows], generator, colour, channels_last)
         loss, parts = train_step(method, optimizer, batch)
         for name, value in {"loss": loss, **parts}.items():
             sums[name] = sums.get(name, 0) + value.detach().float()

@@ -81,7 +81,8 @@ def replay_path(directory: str | os.PathLike, name: str) -> Path:
 
 def save_replay(directory: str | os.PathLike, name: str, history, images: ImageSet | np.ndarray,
                 *, after: Snapshot | dict | None = None, method: str | None = None,
-                seed: int = 0, cache_dir: str | os.PathLike | None = "default") -> Path:
+                seed: int = 0, cache_dir: str | os.PathLike | None = "default",
+                layout: bool = True) -> Path:
     """Record ``history`` (``reidlib.training.fit``'s, or a list of snapshots) for ``demo``.
 
     ``images``: the crops of the snapshot rows (an ``ImageSet``, e.g.
@@ -89,6 +90,9 @@ def save_replay(directory: str | os.PathLike, name: str, history, images: ImageS
     after training). ``method``: the layout ("umap"; default "pca" in the smoke profile,
     where UMAP's one-minute compile would dominate); layouts are computed here once, with
     the explorer's disk cache, so a chapter that showed the same explorer pays nothing.
+    ``layout=False`` defers them: the file keeps the full features, and the first
+    :func:`load_replay` computes the layouts (exactly as here) and rewrites the file, so a
+    chapter that records many runs does not pay for the ones nobody opens.
     Returns the file written.
     """
     if isinstance(history, (list, tuple)):
@@ -99,25 +103,37 @@ def save_replay(directory: str | os.PathLike, name: str, history, images: ImageS
     else:
         snapshots = history_snapshots(history, after)
         epochs = [_record_dict(r) for r in history]
-    crops = images.images if isinstance(images, ImageSet) else np.asarray(images)
     if method is None:
         from reidlib.profiles import get_profile
 
         method = "pca" if get_profile().name == "smoke" else "umap"
+    return _write(replay_path(directory, name), name, snapshots, images, epochs, method, seed,
+                  cache_dir, layout)
+
+
+def _write(path: Path, name: str, snapshots: list[Snapshot], images, epochs: list[dict],
+           method: str, seed: int, cache_dir, layout: bool) -> Path:
+    crops = images.images if isinstance(images, ImageSet) else np.asarray(images)
     explorer = EmbeddingExplorer(snapshots, images=images, method=method, seed=seed,
                                  cache_dir=cache_dir)
-    layouts = np.stack(explorer.layouts())
     snapshots = explorer.snapshots  # with identities / cameras filled from the ImageSet
     n = len(snapshots[0])
+    if layout:
+        layouts = np.stack(explorer.layouts()).astype(np.float32)
+        features = np.stack([_reduced(s.features) for s in snapshots])
+    else:  # the layouts are computed from the full features when first loaded
+        layouts = np.zeros((len(snapshots), n, 2), np.float32)
+        features = np.stack([np.asarray(s.features, np.float32) for s in snapshots])
     arrays = {
         "format": np.array(FORMAT),
-        "layouts": layouts.astype(np.float32),
-        "features": np.stack([_reduced(s.features) for s in snapshots]),
+        "layouts": layouts,
+        "features": features,
         "images": _small(crops),
         "meta": np.array(json.dumps({
             "name": name, "method": method, "seed": seed, "saved": time.time(),
             "titles": [s.title for s in snapshots],
             "metrics": [s.metrics for s in snapshots], "epochs": epochs,
+            "laid_out": bool(layout),
         }, default=_plain)),
     }
     for key in ("pid", "camid", "pseudo_label"):
@@ -125,7 +141,6 @@ def save_replay(directory: str | os.PathLike, name: str, history, images: ImageS
         arrays[f"has_{key}"] = np.array(present)
         arrays[key] = np.stack([np.full(n, -1) if getattr(s, key) is None else getattr(s, key)
                                 for s in snapshots]).astype(np.int32)
-    path = replay_path(directory, name)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:  # np.savez(path) would add .npz
         np.savez_compressed(f, **arrays)
     return path
@@ -158,6 +173,10 @@ def load_replay(directory: str | os.PathLike, name: str) -> Replay:
             correct = majority_correct(labels["pseudo_label"], labels["pid"])
         snapshots.append(Snapshot(arrays["features"][i].astype(np.float32), title,
                                   correct=correct, metrics=meta["metrics"][i], **labels))
+    if not meta.get("laid_out", True):  # recorded with layout=False: lay out once, rewrite
+        _write(path, meta["name"], snapshots, arrays["images"], meta["epochs"], meta["method"],
+               meta["seed"], "default", layout=True)
+        return load_replay(directory, name)
     info = {k: meta[k] for k in ("name", "method", "seed", "saved")}
     return Replay(meta["name"], snapshots, list(arrays["layouts"]), arrays["images"],
                   meta["epochs"], {**info, "path": str(path)})
