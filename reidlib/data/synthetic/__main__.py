@@ -2,6 +2,7 @@
 
 python -m reidlib.data.synthetic export --world A --profile quick --out DIR
 python -m reidlib.data.synthetic summary --world B --profile smoke
+python -m reidlib.data.synthetic summary --world A --profile smoke --camera-style 0
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 
 from reidlib.data.synthetic.export import export_market1501
 from reidlib.data.synthetic.spec import DOMAINS, SIZES
+from reidlib.data.synthetic.style import camera_colour_gap
 from reidlib.data.synthetic.world import load_world
 
 
@@ -27,11 +29,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--profile", default="quick", choices=sorted(SIZES))
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--cache-dir", default=None)
+        p.add_argument("--camera-style", type=float, default=1.0,
+                       help="camera-bias dial: 0 no style difference, 1 default, 2 twice")
         if name == "export":
             p.add_argument("--out", required=True, help="new folder for the Market-1501 layout")
     args = parser.parse_args(argv)
-    world = load_world(args.world, args.profile, seed=args.seed, cache_dir=args.cache_dir)
+    world = load_world(args.world, args.profile, seed=args.seed, cache_dir=args.cache_dir,
+                       camera_style=args.camera_style)
     print(world.summary())
+    print(f"camera colour gap: {camera_colour_gap(world):.1f} grey levels")
     if args.command == "export":
         try:
             out = export_market1501(world, args.out)

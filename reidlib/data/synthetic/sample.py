@@ -77,30 +77,78 @@ def sample_people(domain: Domain, n: int, rng: np.random.Generator) -> dict[str,
     }
 
 
-def sample_cameras(domain: Domain, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Each camera's style (light, scene, optics) and its place in the network."""
-    c = domain.n_cameras
-    gain = np.asarray(domain.light) * np.exp(rng.normal(0, domain.light_spread, (c, 3)))
-    scene = np.clip(np.asarray(domain.background) * np.exp(rng.normal(0, 0.12, (c, 3))), 0.05, 1)
-    floor = np.clip(
-        scene * rng.uniform(0.6, 1.1, (c, 1)) * np.exp(rng.normal(0, 0.1, (c, 3))), 0, 1
-    )
+# Domain-wide values a camera's style departs from, where ``Domain`` names none: the means
+# of the distributions ``sample_cameras`` draws from.
+FLOOR_SHADE = 0.85  # floor relative to the wall
+WALL_FREQ = 5.5  # wall stripes per image height
+BLUR = 0.45  # blur sigma at 64 pixels high
+NOISE = 0.009  # sensor noise std, in 0..1 intensity
+
+
+def _toward(x: np.ndarray, centre: float, style: float, log: bool = False) -> np.ndarray:
+    """``x`` with its departure from ``centre`` times ``style`` (a ratio if ``log``).
+
+    Returns ``x`` itself at style 1, so the default world keeps every bit.
+    """
+    if style == 1:
+        return x
+    return centre * (x / centre) ** style if log else centre + style * (x - centre)
+
+
+def sample_cameras(
+    domain: Domain, rng: np.random.Generator, style: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Each camera's style (light, scene, optics) and its place in the network.
+
+    ``style`` is the camera-bias dial of chapter 3 (survey §3.3, camera-aware invariance):
+    every camera's departure from the domain's shared value is multiplied by it, so 0
+    leaves cameras that differ only in geometry and 1 is the default world. The random
+    numbers are drawn first, the same at every ``style``, so people, walks and poses do not
+    change with the dial. Per attribute:
+
+    - style, scaled: light gain and brightness (log, around ``Domain.light`` and
+      ``Domain.brightness``), gamma (around 1, kept in 0.5..2), wall and floor colour (log,
+      around ``Domain.background`` and ``FLOOR_SHADE`` of it; clipped as at style 1), wall
+      stripe frequency (log, around ``WALL_FREQ``: a wall pattern is part of what a camera
+      always shows behind people: camera-specific bias, as §3.3 calls it), blur and sensor
+      noise (around ``BLUR`` and ``NOISE``, the means, so the dial changes how much cameras
+      differ, not how sharp the average image is; kept >= 0) and resolution loss (around
+      1.0, a full-resolution camera as half of them are);
+    - geometry, kept: the viewpoint mix ``views``, ``position`` on the map, person height
+      (camera distance), ``horizon`` and ``occlusion``: how often something stands between
+      camera and person is where the camera hangs, not how it renders, and keeping it
+      leaves the same tracklets occluded at every ``style``.
+    """
+    c, s = domain.n_cameras, style
+    # the draws, in the order the default world has always drawn them
+    light = rng.normal(0, domain.light_spread, (c, 3))
+    wall = rng.normal(0, 0.12, (c, 3))
+    floor_shade, floor = rng.uniform(0.6, 1.1, (c, 1)), rng.normal(0, 0.1, (c, 3))
     views = rng.dirichlet((1.5, 1.5, 1.0), c)  # front, back, side: each camera sees a mix
     position = rng.uniform(0, 400, (c, 2))  # metres on a campus map
+    brightness, gamma = rng.normal(0, 0.12, c), rng.uniform(0.9, 1.1, c)
+    horizon, wall_freq = rng.uniform(0.55, 0.8, c), rng.uniform(2, 9, c)
+    blur, noise = rng.choice([0.0, 0.3, 0.6, 0.9], c), rng.uniform(0.003, 0.015, c)
+    lowres = rng.choice([1.0, 1.0, 1.25, 1.5], c)
+    occlusion = rng.uniform(0.05, 0.35, c)
+    person_height = rng.uniform(*domain.person_height, c)  # how close the camera is
+
+    scene = np.clip(np.asarray(domain.background) * np.exp(s * wall), 0.05, 1)
+    floor_rgb = scene * _toward(floor_shade, FLOOR_SHADE, s, log=True) * np.exp(s * floor)
     return {
-        "gain": gain,
-        "brightness": domain.brightness * np.exp(rng.normal(0, 0.12, c)),
-        "gamma": rng.uniform(0.9, 1.1, c),
+        "gain": np.asarray(domain.light) * np.exp(s * light),
+        "brightness": domain.brightness * np.exp(s * brightness),
+        "gamma": np.clip(_toward(gamma, 1.0, s), 0.5, 2),
         "scene": scene,
-        "floor": floor,
-        "horizon": rng.uniform(0.55, 0.8, c),
-        "wall_freq": rng.uniform(2, 9, c),
+        "floor": np.clip(floor_rgb, 0, 1),
+        "horizon": horizon,
+        "wall_freq": _toward(wall_freq, WALL_FREQ, s, log=True),
         "views": views,
-        "blur": rng.choice([0.0, 0.3, 0.6, 0.9], c),
-        "noise": rng.uniform(0.003, 0.015, c),
-        "lowres": rng.choice([1.0, 1.0, 1.25, 1.5], c),
-        "occlusion": rng.uniform(0.05, 0.35, c),
-        "person_height": rng.uniform(*domain.person_height, c),  # how close the camera is
+        "blur": np.clip(_toward(blur, BLUR, s), 0, None),
+        "noise": np.clip(_toward(noise, NOISE, s), 0, None),
+        "lowres": _toward(lowres, 1.0, s),
+        "occlusion": occlusion,
+        "person_height": person_height,
         "position": position,
     }
 

@@ -36,6 +36,7 @@ from reidlib.data.synthetic.spec import (
     get_domain,
     get_size,
 )
+from reidlib.data.synthetic.style import check_camera_style, style_tag
 from reidlib.utils import atomic_path, sha256_file
 
 WORLD_VERSION = 3  # bump when rendering changes, so stale caches are rebuilt
@@ -46,7 +47,8 @@ class World(ReidSplits):
     """A rendered world: the three splits plus what the renderer knows and a model must not.
 
     ``people`` holds each person's attributes (row ``i`` describes ``people_pid[i]``),
-    ``cameras`` each camera's style, ``transit`` the walking time between cameras (s).
+    ``cameras`` each camera's style, ``transit`` the walking time between cameras (s),
+    ``camera_style`` the camera-bias dial it was rendered with (1: the default world).
     """
 
     domain: str = ""
@@ -55,6 +57,7 @@ class World(ReidSplits):
     people: dict[str, np.ndarray] = field(default_factory=dict)
     cameras: dict[str, np.ndarray] = field(default_factory=dict)
     transit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    camera_style: float = 1.0
 
     def attributes_of(self, pids: np.ndarray) -> dict[str, np.ndarray]:
         """Attribute columns for each pid in ``pids`` (pids must be real people, not 0/-1)."""
@@ -107,11 +110,21 @@ def build_world(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    camera_style: float = 1.0,
 ) -> World:
-    """Sample and render a world; deterministic in (domain, profile, seed, device)."""
+    """Sample and render a world; deterministic in (domain, profile, seed, device).
+
+    ``camera_style`` is the camera-bias dial (chapter 3, survey §3.3): each camera's
+    departure from the domain's shared light, colour, background and optics is multiplied
+    by it (``sample_cameras`` lists what is scaled and what is kept). 0 leaves cameras
+    that differ only in viewpoint and placement, 1 is the default world bit for bit, above
+    1 camera bias is stronger. The people, walks, splits and poses are the same at every
+    setting, as every random number is drawn before the dial is applied.
+    """
     dom, size = get_domain(domain), get_size(profile)
+    camera_style = check_camera_style(camera_style)
     rng = np.random.default_rng([dom.seed, seed])
-    cameras = sample_cameras(dom, rng)
+    cameras = sample_cameras(dom, rng, style=camera_style)
     n = size.n_train + size.n_test + size.n_distractors
     people = sample_people(dom, n, rng)
     role = np.repeat([0, 1, 2], [size.n_train, size.n_test, size.n_distractors])
@@ -145,7 +158,7 @@ def build_world(
 
     real = person_pid > 0
     return World(
-        name=f"synthetic-{domain}-{profile}",
+        name=f"synthetic-{domain}-{profile}{style_tag(camera_style)}",
         train=subset(0),
         query=subset(1),
         gallery=subset(2),
@@ -155,6 +168,7 @@ def build_world(
         people={k: v[real] for k, v in people.items()},
         cameras=cameras,
         transit=transit_times(cameras["position"]),
+        camera_style=camera_style,
     )
 
 
@@ -173,12 +187,12 @@ def _to_arrays(world: World) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _from_arrays(a, domain: str, profile: str) -> World:
+def _from_arrays(a, domain: str, profile: str, camera_style: float) -> World:
     def split(s):
         return ImageSet(*(a[f"{s}_{c}"] for c in _COLUMNS))
 
     return World(
-        name=f"synthetic-{domain}-{profile}",
+        name=f"synthetic-{domain}-{profile}{style_tag(camera_style)}",
         train=split("train"),
         query=split("query"),
         gallery=split("gallery"),
@@ -188,6 +202,7 @@ def _from_arrays(a, domain: str, profile: str) -> World:
         people={k[7:]: a[k] for k in a.files if k.startswith("people_") and k != "people_pid"},
         cameras={k[8:]: a[k] for k in a.files if k.startswith("cameras_")},
         transit=a["transit"],
+        camera_style=camera_style,
     )
 
 
@@ -198,9 +213,18 @@ def default_cache_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "data" / "cache"
 
 
-def cache_paths(domain: str, profile: str, seed: int, cache_dir: str | os.PathLike | None):
+def cache_paths(
+    domain: str,
+    profile: str,
+    seed: int,
+    cache_dir: str | os.PathLike | None,
+    camera_style: float = 1.0,
+):
+    """(arrays, manifest) paths of a cached world; a ``camera_style`` other than 1 adds a
+    suffix (``-style0.5``), so the default world's file keeps its name."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"world-{domain}-{profile}-seed{seed}-v{WORLD_VERSION}"
+    tag = style_tag(check_camera_style(camera_style))
+    stem = f"world-{domain}-{profile}-seed{seed}-v{WORLD_VERSION}{tag}"
     return root / f"{stem}.npz", root / f"{stem}.json"
 
 
@@ -218,6 +242,7 @@ def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) ->
         "domain": world.domain,
         "profile": world.profile,
         "seed": seed,
+        "camera_style": world.camera_style,
         "version": WORLD_VERSION,
         "sha256": digest,
         "stamp": _file_stamp(data_path),  # after the rename, which keeps size and mtime
@@ -232,7 +257,7 @@ def _file_stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
+def _valid_cache(data_path: Path, manifest_path: Path, camera_style: float) -> bool:
     if not (data_path.exists() and manifest_path.exists()):
         return False
     try:
@@ -240,6 +265,8 @@ def _valid_cache(data_path: Path, manifest_path: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     if manifest.get("version") != WORLD_VERSION:
+        return False
+    if manifest.get("camera_style", 1.0) != camera_style:  # older manifests: the default
         return False
     # The checksum reads the whole file (seconds for a full-size world): only when the
     # file is not the one saved, byte for byte untouched since.
@@ -262,20 +289,25 @@ def load_world(
     cache_dir: str | os.PathLike | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
+    camera_style: float = 1.0,
 ) -> World:
     """Load a world from the cache, rendering (and caching) it when absent or damaged.
 
     ``device`` only matters when rendering: the default renders ``full`` worlds on a GPU
-    where present and smaller ones on the CPU.
+    where present and smaller ones on the CPU. ``camera_style`` is the camera-bias dial
+    of ``build_world``; each setting has its own cache file, its manifest records it.
     """
-    data_path, manifest_path = cache_paths(domain, profile, seed, cache_dir)
-    if _valid_cache(data_path, manifest_path):
+    camera_style = check_camera_style(camera_style)
+    data_path, manifest_path = cache_paths(domain, profile, seed, cache_dir, camera_style)
+    if _valid_cache(data_path, manifest_path, camera_style):
         with np.load(data_path) as a:
-            return _from_arrays(a, domain, profile)
+            return _from_arrays(a, domain, profile, camera_style)
     if data_path.exists() or manifest_path.exists():
         print(f"world cache {data_path.name} is incomplete or corrupted: rebuilding it")
     if device is None:
         device = "cuda" if profile == "full" and torch.cuda.is_available() else "cpu"
-    world = build_world(domain, profile, seed=seed, device=device, progress=progress)
+    world = build_world(
+        domain, profile, seed=seed, device=device, progress=progress, camera_style=camera_style
+    )
     save_world(world, data_path, manifest_path, seed)
     return world
