@@ -349,14 +349,17 @@ def extract_camera_features(model: nn.Module, images, camids=None, **kwargs) -> 
     return out
 
 
-def evaluate_camera_bn(model: nn.Module, query: ImageSet, gallery: ImageSet, **kwargs) -> dict:
+def evaluate_camera_bn(model: nn.Module, query: ImageSet, gallery: ImageSet,
+                       camera_norm: bool = False, **kwargs) -> dict:
     """mAP / CMC / mINP with camera BN, as the reference tests: query and gallery each
-    re-estimate their cameras' statistics from their own images, then are extracted."""
+    re-estimate their cameras' statistics from their own images, then are extracted.
+    ``camera_norm``: then per-camera feature normalisation, as the course's scorer
+    (:func:`reidlib.training.loop.score_features`)."""
     features = []
     for split in (query, gallery):
         reestimate_camera_bn(model, split)
         features.append(extract_camera_features(model, split, **kwargs))
-    return score_features(*features, query, gallery)
+    return score_features(*features, query, gallery, camera_norm=camera_norm)
 
 
 # ------------------------------------------------------------------ a method

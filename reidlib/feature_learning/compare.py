@@ -61,7 +61,7 @@ class MethodResult:
 def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], np.ndarray],
                     score: Callable, clustering: Callable | None = None, select=None,
                     seed: int = 0, snapshot_rows=None, progress: bool = True,
-                    **fit_args) -> MethodResult:
+                    extract: Callable | None = None, **fit_args) -> MethodResult:
     """Train ``method`` with the one loop, then score it the same way as every other.
 
     Args:
@@ -72,6 +72,9 @@ def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], 
         score: ``model -> {"mAP", "rank1", "mINP"}``, the one test-set scorer.
         select: optional per-epoch sample selection (DCML), see :func:`fit`.
         snapshot_rows: rows kept in the explorer snapshots.
+        extract: ``(model, images) -> (N, D) features`` of the final training features
+            (default: :func:`extract_features` without flip); a method whose model needs
+            more than images (camera-based BN: the cameras) passes its own.
         progress: progress bars (off when ``$REID_PROGRESS=0``, as in static builds).
         fit_args: the budget (``epochs``, ``lr``, ``p``, ``k``, ``iters``...), passed to
             :func:`reidlib.training.fit` unchanged.
@@ -80,8 +83,11 @@ def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], 
     history = fit(method, train, cluster=clustering or cluster, select=select, seed=seed,
                   snapshot_rows=snapshot_rows, progress=progress_enabled(progress), **fit_args)
     seconds = time.perf_counter() - start
-    features = extract_features(method.feature_model(), train, flip=False,
-                                progress=False).numpy()
+    if extract is None:
+        features = extract_features(method.feature_model(), train, flip=False, progress=False)
+    else:
+        features = extract(method.feature_model(), train)
+    features = features.numpy()
     quality, final = record_round(len(history), features, cluster(features), train,
                                   name=f"{method.name}, after training", rows=snapshot_rows)
     if final is not None:  # the panel's title quotes the whole clustering, like the epochs'
