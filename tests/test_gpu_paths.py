@@ -250,6 +250,25 @@ def test_channels_last_steps_equal_contiguous(name):
     assert_memories_close(memories_of(last.method), memories_of(plain.method), 1e-3)
 
 
+def test_extraction_in_either_memory_format_gives_the_same_features():
+    from reidlib.training.features import extract_features
+
+    model = build_model("small").eval()
+    crops = torch.randint(0, 256, (10, 3, 32, 16), dtype=torch.uint8)
+    spy = ConvSpy([model])
+    seen = []
+    hook = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).register_forward_hook(
+        lambda module, inputs, output: seen.append(
+            inputs[0].is_contiguous(memory_format=torch.channels_last)
+            and not inputs[0].is_contiguous()))
+    last = extract_features(model, crops, progress=False)
+    plain = extract_features(model, crops, progress=False, channels_last=False)
+    hook.remove()
+    spy.remove()
+    assert seen == [True, True, False, False]  # image and mirror image, in each layout
+    torch.testing.assert_close(last, plain, rtol=1e-4, atol=1e-5)
+
+
 def test_batch_augmented_memory_format():
     images = torch.randint(0, 256, (4, 3, 16, 8), dtype=torch.uint8)
     batch = Batch(images, torch.arange(4), torch.zeros(4, dtype=torch.long),
