@@ -161,7 +161,7 @@ epochs = run.column("epoch")
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
 left.plot(epochs, run.column("pairwise_f"), "o-", label="pairwise F")
 left.plot(epochs, run.column("outlier_share"), "s--", label="outlier share")
-left.set(xlabel="epoch", ylim=(0, 1), title=f"{main}: pseudo-label quality")
+left.set(xlabel="epoch", ylim=(0, 1), title=f"{run.name}: pseudo-label quality")
 left.legend(fontsize=8)
 val = [(e, m) for e, m in zip(epochs, run.column("val_mAP"), strict=True) if m is not None]
 if val:

@@ -51,7 +51,12 @@ from reidlib.data.augment import eval_transform
 from reidlib.data.imageset import ImageSet
 from reidlib.feature_learning.cluster_contrast import ClusterContrast
 from reidlib.training.classification import check_reid_model
-from reidlib.training.features import autocast_for, extract_features, model_device
+from reidlib.training.features import (
+    _check_images,
+    autocast_for,
+    extract_features,
+    model_device,
+)
 from reidlib.training.loop import score_features
 
 __all__ = ["CameraBNContrast", "CameraBatchNorm", "cameras", "camera_bn_layers",
@@ -241,19 +246,9 @@ def shared_camera_rows(camids: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ test time
 
 
-def _image_count(images) -> int:
-    if isinstance(images, ImageSet):
-        return len(images)
-    if isinstance(images, torch.Tensor) and images.dtype == torch.uint8 and images.ndim == 4 \
-            and images.shape[1] == 3:
-        return len(images)
-    desc = f"{images.dtype} {tuple(images.shape)}" if hasattr(images, "shape") else type(images)
-    raise ValueError(f"images must be an ImageSet or a uint8 (N, 3, H, W) tensor, got {desc}")
-
-
 def _image_camids(images, camids) -> np.ndarray:
     """The images' checked (N,) camera ids (an ImageSet's own ones by default)."""
-    n = _image_count(images)
+    n = _check_images(images)
     if camids is None:
         if not isinstance(images, ImageSet):
             raise ValueError("camids are needed with a tensor of images (one per image)")

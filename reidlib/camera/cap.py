@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 
 from reidlib.checks import labels_1d
+from reidlib.feature_learning.contrast import MemoryMethod
 from reidlib.feature_learning.memory import (
     _check_features,
     _class_means,
@@ -54,9 +55,7 @@ from reidlib.feature_learning.memory import (
     momentum_update,
 )
 from reidlib.pseudo_labels.labels import OUTLIER, contiguous
-from reidlib.training.classification import check_reid_model
-from reidlib.training.features import autocast_for, model_device
-from reidlib.training.method import Method
+from reidlib.training.features import autocast_for
 
 __all__ = ["CAP", "CameraProxyMemory", "camera_proxies", "cut_passes", "hard_negatives",
            "inter_camera_loss", "intra_camera_loss", "per_camera_sum_of_means",
@@ -279,7 +278,7 @@ def proxy_balanced_batches(labels, camids, p: int, k: int, seed: int, epoch: int
 
 # --- the method --------------------------------------------------------------------------
 
-class CAP(Method):
+class CAP(MemoryMethod):
     """CAP: camera-aware proxies, intra- and inter-camera losses (module docstring).
 
     ``momentum``, ``temperature``, ``k`` (hard negative proxies), ``inter_weight``
@@ -289,24 +288,23 @@ class CAP(Method):
     """
 
     name = "CAP (camera-aware proxies)"
+    memory_class = CameraProxyMemory
     recipe = {"epochs": 50, "lr": 3.5e-4, "weight_decay": 5e-4, "decay": "all",
               "schedule": "step", "milestones": (20, 40), "warmup_epochs": 10, "p": 8, "k": 4}
 
     def __init__(self, model, momentum: float = 0.2, temperature: float = 0.07, k: int = 50,
                  inter_weight: float = 0.5, inter_epoch: int = 5, proxy_balanced: bool = True,
                  sampler: str = "pk", other_cameras: bool = False):
-        super().__init__(check_reid_model(model), sampler=sampler, other_cameras=other_cameras)
+        super().__init__(model, momentum, temperature, sampler=sampler,
+                         other_cameras=other_cameras)  # the proxy memory replaces the classifier
         _check_k(k)
         if inter_weight < 0 or inter_epoch < 0:
             raise ValueError(f"inter_weight and inter_epoch must be >= 0, got {inter_weight}, "
                              f"{inter_epoch}")
-        self.momentum, self.temperature, self.k = float(momentum), float(temperature), int(k)
+        self.k = int(k)
         self.inter_weight, self.inter_epoch = float(inter_weight), int(inter_epoch)
         self.proxy_balanced = bool(proxy_balanced)
-        self.memory: CameraProxyMemory | None = None
         self.epoch = 0
-        self._last: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.model.reset_classifier(0)  # the proxy memory replaces the classifier
 
     def new_labels(self, features, labels, train) -> None:
         self.memory = CameraProxyMemory(features, labels, train.camids, self.momentum,
@@ -330,21 +328,6 @@ class CAP(Method):
             return intra, {"intra": intra}
         return intra + self.inter_weight * inter, {"intra": intra, "inter": inter}
 
-    def after_step(self, batch) -> None:
-        self.memory.update(*self._last)
-
     def config(self) -> dict:
-        return {**super().config(), "momentum": self.momentum, "temperature": self.temperature,
-                "k": self.k, "inter_weight": self.inter_weight, "inter_epoch": self.inter_epoch,
-                "proxy_balanced": self.proxy_balanced}
-
-    def state_dict(self) -> dict:
-        memory = None if self.memory is None else {"buffers": self.memory.state_dict(),
-                                                   "settings": self.memory.settings()}
-        return {**super().state_dict(), "memory": memory}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        saved = state["memory"]
-        self.memory = None if saved is None else CameraProxyMemory.from_state(
-            saved["buffers"], **saved["settings"]).to(model_device(self.model))
+        return {**super().config(), "k": self.k, "inter_weight": self.inter_weight,
+                "inter_epoch": self.inter_epoch, "proxy_balanced": self.proxy_balanced}

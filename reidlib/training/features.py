@@ -74,8 +74,8 @@ def extract_features(model: torch.nn.Module, images, batch_size: int = 256, flip
 
     ``images``: an ImageSet or a uint8 (N, 3, H, W) tensor; ``device`` defaults to the
     model's. The model is put in eval mode for the pass and restored afterwards.
-    ``channels_last``: batches in that memory format (the same arithmetic; about 1.5x
-    faster on our 2-core CPU, ``benchmarks/bench_memory_format.py``, and on CUDA).
+    ``channels_last``: batches in that memory format (the same arithmetic, in another
+    order; faster on CUDA and on our 2-core CPU: ``benchmarks/RESULTS.md``, issue #12).
     """
     n = _check_images(images)
     device = model_device(model) if device is None else torch.device(device)

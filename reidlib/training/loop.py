@@ -285,8 +285,9 @@ def fit(method, train: ImageSet, *, epochs: int, lr: float, p: int = 16, k: int 
             continues from it (its settings must match).
         snapshot_rows: the rows kept in each snapshot (default: all).
         channels_last: models and augmented batches in the channels_last memory format (the
-            same arithmetic in another order): faster on CUDA, and 11-19% faster per step on
-            our 2-core CPU (``benchmarks/RESULTS.md``); False keeps the models' own format.
+            same arithmetic in another order): faster on CUDA, and on our 2-core CPU about 12%
+            faster per step (``benchmarks/RESULTS.md``, issue #12); False keeps the models'
+            own format.
         on_epoch_end: called with each :class:`EpochRecord`; ``on_step(epoch, step)``
             before each step (tests use it to stop a run mid-epoch).
 
