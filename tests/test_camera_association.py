@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from fakes import colour_identity_set
+from kreciprocal_reference import dense_kreciprocal_jaccard
 from sklearn.metrics import adjusted_rand_score
 
 from reidlib.camera.association import (
@@ -52,38 +53,6 @@ def mixed_distance_loop(x, s, cams, mix):
             if cams[i] != cams[j]:
                 d[i, j] -= mix * jaccard_loop(s[i], s[j])
     return d
-
-
-def dense_kreciprocal_jaccard(d, k1, k2):
-    """SpCL's k-reciprocal Jaccard distance written densely from a distance matrix ``d``
-    (its k1 counts the image itself; each image first in its own list), loop by loop."""
-    n = len(d)
-    forced = d.copy()
-    np.fill_diagonal(forced, -np.inf)  # self first, as the library's self_first
-    table = np.argsort(forced, axis=1, kind="stable")
-
-    def reciprocal(i, width):
-        return [j for j in table[i, :width] if i in table[j, :width]]
-
-    half_width = int(np.around(k1 / 2)) + 1
-    v = np.zeros((n, n))
-    for i in range(n):
-        core = reciprocal(i, k1)
-        members = set(core)
-        for c in core:
-            cand = reciprocal(c, half_width)
-            if len(set(cand) & set(core)) > 2 / 3 * len(cand):
-                members |= set(cand)
-        idx = sorted(members)
-        w = np.exp(-(d[i, idx] - d[i, idx].min()))
-        v[i, idx] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[table[i, :k2]].mean(axis=0) for i in range(n)])
-    out = np.ones((n, n))
-    for i in range(n):
-        s = np.minimum(v[i][None, :], v).sum(axis=1)
-        out[i] = 1.0 - s / (2.0 - s)
-    return np.maximum(out, 0.0)
 
 
 def random_case(n=40, dim=8, cams=3, classes=5, seed=0):

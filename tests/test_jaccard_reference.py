@@ -19,6 +19,7 @@ The behaviour transcribed (read from the official code, re-written here as plain
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from kreciprocal_reference import dense_kreciprocal_jaccard
 
 from reidlib.pseudo_labels import jaccard_distance
 
@@ -49,32 +50,7 @@ def assert_no_near_ties(d, width, gap=1e-6):
 
 def reference_jaccard(x, k1, k2):
     """Dense reference, loop by loop (see the module docstring). Returns (N, N) float64."""
-    d = cosine_sq_dist(x)
-    n = len(d)
-    table = np.argsort(d, axis=1, kind="stable")[:, :k1]  # self first, k1 columns in all
-
-    def reciprocal(i, width):
-        return [j for j in table[i, :width] if i in table[j, :width]]
-
-    half_width = int(np.around(k1 / 2)) + 1
-    v = np.zeros((n, n))
-    for i in range(n):
-        core = reciprocal(i, k1)
-        members = set(core)
-        for c in core:
-            cand = reciprocal(c, half_width)
-            if len(set(cand) & set(core)) > 2 / 3 * len(cand):
-                members |= set(cand)
-        idx = sorted(members)
-        w = np.exp(-d[i, idx])
-        v[i, idx] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[table[i, :k2]].mean(axis=0) for i in range(n)])
-    out = np.ones((n, n))
-    for i in range(n):
-        s = np.minimum(v[i][None, :], v).sum(axis=1)
-        out[i] = 1.0 - s / (2.0 - s)
-    return np.maximum(out, 0.0)
+    return dense_kreciprocal_jaccard(cosine_sq_dist(x), k1, k2)
 
 
 def as_dense(sparse_result):

@@ -77,7 +77,9 @@ class Batch:
         """A fresh random view of ``images``, in channels_last unless ``channels_last`` (or,
         when None, the batch's own flag, which :func:`fit` sets) is false."""
         x = train_augment(self.images, self.generator, colour=self.colour)
-        if self.channels_last if channels_last is None else channels_last:
+        if channels_last is None:
+            channels_last = self.channels_last
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
