@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from reidlib.data.synthetic import load_world
 from reidlib.feature_learning import (
     ECN,
@@ -28,39 +26,23 @@ from reidlib.feature_learning import (
     MutualMeanTeaching,
     PartContrast,
     SpCL,
-    clustering_on_validation,
     credible_selector,
     train_and_score,
 )
+from reidlib.feature_learning.compare import chapter_settings as shared_settings
 from reidlib.models import build_model
 from reidlib.notebook import setup
-from reidlib.pseudo_labels.generators import jaccard_dbscan
 from reidlib.training import PseudoLabelClassification
-from reidlib.training.features import extract_features
-from reidlib.training.supervised import split_validation
 from reidlib.utils import atomic_path, seed_everything
 
-EPOCHS = {"smoke": 1, "quick": 3}
 DCML_DROP_SHARE, ECN_K = 0.2, 6
 OUT = Path(__file__).resolve().parent / "results" / "ch2-seeds.json"
 
 
 def chapter_settings(session, world):
     """(settings, train, cluster): what the notebook's section 1 computes, seed 0's split."""
-    profile = session.profile
-    train = world.train.subset(world.train.pids >= 0)
-    start = extract_features(build_model(profile.arch, weights="synthetic").eval(), train,
-                             flip=False, progress=False)
-    _, val_query, _ = split_validation(train, 0.1, 0)  # the notebook's session.seed is 0
-    val_rows = np.isin(train.pids, np.unique(val_query.pids))
-    sweep = clustering_on_validation(start.numpy(), train.pids, val_rows)
-    k1, eps = int(sweep.k1[0]), float(sweep.eps[0])
-    p, k, lr = profile.p, profile.k, profile.lr
-    iters = int(np.ceil(len(train) / (p * k)))
-    settings = {"profile": profile.name, "epochs": EPOCHS[profile.name], "p": p, "k": k,
-                "lr": lr, "iters": iters, "k1": k1, "eps": eps,
-                "dcml_drop_share": DCML_DROP_SHARE, "ecn_k": ECN_K}
-    return settings, train, jaccard_dbscan(k1=k1, k2=6, eps=eps, min_samples=4)
+    settings, train, cluster = shared_settings(session.profile, world)
+    return settings | {"dcml_drop_share": DCML_DROP_SHARE, "ecn_k": ECN_K}, train, cluster
 
 
 def methods(backbone, settings, cluster):
@@ -102,7 +84,7 @@ def run_seed(session, world, settings, train, cluster, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="quick", choices=sorted(EPOCHS))
+    parser.add_argument("--profile", default="quick", choices=("smoke", "quick"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)

@@ -26,68 +26,17 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from reidlib.camera.association import IICS
-from reidlib.camera.camera_bn import (
-    CameraBNContrast,
-    evaluate_camera_bn,
-    extract_camera_features,
-    reestimate_camera_bn,
-)
-from reidlib.camera.cap import CAP
-from reidlib.camera.ice import ICE
-from reidlib.camera.metacam import MetaCam
+from reidlib.camera.compare import build_method, camera_bn_score
 from reidlib.data.synthetic import load_world
-from reidlib.feature_learning import ClusterContrast, train_and_score
-from reidlib.handcrafted import per_camera_normalise
+from reidlib.feature_learning.compare import chapter_settings, train_and_score
 from reidlib.models import build_model
 from reidlib.notebook import setup
 from reidlib.pseudo_labels.quality import label_quality
 from reidlib.utils import atomic_path, seed_everything
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from chapter2_seeds import chapter_settings  # noqa: E402  the chapter-2 settings, one place
-
 OUT = Path(__file__).resolve().parent / "results"
 METHODS = ("Cluster Contrast", "Cluster Contrast, cameras centred", "CAP", "ICE",
            "camera BN", "IICS", "MetaCam")
-
-
-def centred(cluster, camids):
-    """The chapter's clustering after removing each camera's mean and scale (survey §3.3)."""
-    def run(features):
-        x = per_camera_normalise(torch.as_tensor(features), camids).numpy()
-        return cluster(x)
-    return run
-
-
-def camera_features(model, images):
-    """Training features with camera-based BN: each camera's statistics, then its images."""
-    reestimate_camera_bn(model, images)
-    return extract_camera_features(model, images, flip=False)
-
-
-def build(name, backbone, train, settings, cluster):
-    """(method, extra fit arguments) for ``name``."""
-    if name == "Cluster Contrast":
-        return ClusterContrast(backbone()), {}
-    if name == "Cluster Contrast, cameras centred":
-        method = ClusterContrast(backbone())
-        method.name = name
-        return method, {"clustering": centred(cluster, train.camids)}
-    if name == "CAP":
-        return CAP(backbone(), inter_epoch=0), {"iters": None}
-    if name == "ICE":
-        return ICE(backbone()), {"iters": None}
-    if name == "camera BN":
-        return CameraBNContrast(backbone(), train), {}
-    if name == "IICS":
-        iics = IICS(backbone(), train, rounds=settings["epochs"], seed=0)
-        return iics, {"clustering": iics.cluster, "iters": None}
-    if name == "MetaCam":
-        return MetaCam(backbone(), inner_lr=settings["lr"]), {}
-    raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
 
 
 def main(argv=None) -> dict:
@@ -98,7 +47,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     session = setup("ch3-calibration", profile=args.profile)
     world = load_world("A", args.profile)
-    settings, train, cluster = chapter_settings(session, world)
+    settings, train, cluster = chapter_settings(session.profile, world)
     upper = session.score(session.upper_bound(world, progress=False), world)
     print(settings, f"upper bound mAP {upper['mAP']:.3f}", flush=True)
 
@@ -108,7 +57,7 @@ def main(argv=None) -> dict:
     rows = {}
     for name in args.methods:
         seed_everything(args.seed)
-        method, extra = build(name, backbone, train, settings, cluster)
+        method, extra = build_method(name, backbone, train, settings, cluster, seed=args.seed)
         budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
                   "lr": settings["lr"],
                   "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
@@ -117,15 +66,13 @@ def main(argv=None) -> dict:
 
         def score(model, name=name):
             if name == "camera BN":  # its own test-time step, then the course's options
-                r = evaluate_camera_bn(model, world.query, world.gallery, camera_norm=True)
-                return {"mAP": float(r["mAP"]), "rank1": float(r["cmc"][0]),
-                        "mINP": float(r["mINP"])}
+                return camera_bn_score(model, world)
             return session.score(model, world)
 
         started = time.perf_counter()
         result = train_and_score(method, train, cluster=cluster, clustering=clustering,
                                  score=score, seed=args.seed, progress=False,
-                                 extract=camera_features if name == "camera BN" else None,
+                                 extract=extra.get("extract"),
                                  **budget)
         last = [r for r in result.history if r.labels is not None][-1]
         own = label_quality(last.labels, train.pids, train.camids)

@@ -29,7 +29,11 @@ from reidlib.training.loop import History, fit
 from reidlib.utils import progress_enabled
 from reidlib.viz.explorer import Snapshot
 
-__all__ = ["MethodResult", "clustering_on_validation", "results_table", "train_and_score"]
+__all__ = ["MethodResult", "chapter_settings", "clustering_on_validation", "results_table",
+           "train_and_score"]
+
+# the short budget of chapters 2-3 (epochs); the full profile takes each paper's recipe
+EPOCHS = {"smoke": 1, "quick": 3, "full": None}
 
 
 @dataclass
@@ -117,6 +121,39 @@ def results_table(results: Iterable[MethodResult], references: dict[str, dict] |
                              f"{list(references or {})}")
         table["of upper bound"] = table["mAP"] / references[upper]["mAP"]
     return table
+
+
+def chapter_settings(profile, world, seed: int = 0) -> tuple[dict, ImageSet, Callable]:
+    """(settings, train, cluster): chapter 2's comparison settings, shared by chapter 3.
+
+    ``train`` is world's training split without junk; ``cluster`` Jaccard + DBSCAN with k1
+    and eps chosen on the validation split (``split_validation(train, 0.1, seed)``: each
+    setting clusters the generic backbone's features of all training images and is scored
+    on the validation identities only), or the papers' k1 = 30, eps = 0.6 in the full
+    profile. ``settings``: profile, epochs (None in the full profile: the recipes'), P, K,
+    learning rate, iterations per epoch (one pass over the images) and the chosen k1, eps:
+    what a seeds run must share with a notebook for its spread to describe the notebook.
+    """
+    from reidlib.models import build_model  # models import training, which imports this
+    from reidlib.pseudo_labels.generators import jaccard_dbscan
+    from reidlib.training.supervised import split_validation
+
+    if profile.name not in EPOCHS:
+        raise ValueError(f"unknown profile {profile.name!r}: expected one of {list(EPOCHS)}")
+    train = world.train.subset(world.train.pids >= 0)
+    if profile.name == "full":
+        k1, eps = 30, 0.6
+    else:
+        start = extract_features(build_model(profile.arch, weights="synthetic").eval(), train,
+                                 flip=False, progress=False)
+        _, val_query, _ = split_validation(train, 0.1, seed)
+        val_rows = np.isin(train.pids, np.unique(val_query.pids))
+        sweep = clustering_on_validation(start.numpy(), train.pids, val_rows)
+        k1, eps = int(sweep.k1[0]), float(sweep.eps[0])
+    p, k, lr = profile.p, profile.k, profile.lr
+    settings = {"profile": profile.name, "epochs": EPOCHS[profile.name], "p": p, "k": k,
+                "lr": lr, "iters": int(np.ceil(len(train) / (p * k))), "k1": k1, "eps": eps}
+    return settings, train, jaccard_dbscan(k1=k1, k2=6, eps=eps, min_samples=4)
 
 
 def clustering_on_validation(features: np.ndarray, pids: np.ndarray, val_rows: np.ndarray,
