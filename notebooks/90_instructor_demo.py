@@ -65,9 +65,12 @@ from reidlib.notebook import setup
 session = setup("90")
 
 # %%
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 
+from reidlib.notebook import find_repo_root
 from reidlib.viz.replay import compare, demo, list_replays, load_replay, replay_path
 
 replays = session.replay_dir
@@ -185,7 +188,45 @@ plt.show()
 compare(replays, main, partner)
 
 # %% [markdown]
-# ## 4. Recording your own runs
+# ## 4. Chapter 3: where the camera goes
+#
+# Chapter 3 records its runs under "chapter 3, ...". Side by side: Cluster Contrast and
+# the same method with camera-based BatchNorm, on the same 40 people. Colour by *camera*
+# and play: look for groups of one colour, a person whose images from different cameras
+# never met. Then show the camera-bias dial that chapter 3 recorded (quick profile): mAP
+# and one-camera clusters as the world's camera style grows.
+
+# %%
+plain = find(recorded, "chapter", "3", "cluster", "contrast")  # the exact name first
+with_bn = find(recorded, "chapter", "3", "camera", "bn")
+if plain and with_bn and plain != with_bn:
+    compare(replays, plain, with_bn)
+else:
+    print("Chapter 3's replays are not recorded in this profile yet: run chapter 03 first "
+          "(make course).")
+
+# %%
+dial_path = find_repo_root() / "benchmarks" / "results" / "ch3-runs-quick.json"
+if dial_path.exists():
+    runs = [r for r in json.loads(dial_path.read_text())["runs"]
+            if r["seed"] == 0 and r["settings"]["epochs"] == 3]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
+    for name in ("Cluster Contrast", "camera BN"):
+        line = sorted((r["style"], r["mAP"], r["single_camera_share"]) for r in runs
+                      if r["method"] == name)
+        if len(line) > 1:
+            styles, maps, shares = zip(*line, strict=True)
+            left.plot(styles, maps, "o-", label=name)
+            right.plot(styles, shares, "o-", label=name)
+    left.set(xlabel="camera style s", ylabel="test mAP", title="the dial: mAP (quick, seed 0)")
+    right.set(xlabel="camera style s", ylabel="share", title="one-camera clusters")
+    left.legend(fontsize=8)
+    plt.show()
+else:
+    print(f"{dial_path} is missing: run benchmarks/chapter3_runs.py (chapter 3, section 11)")
+
+# %% [markdown]
+# ## 5. Recording your own runs
 #
 # Any run of `reidlib.training.fit` can be replayed: pass the rows to keep in each snapshot
 # (a few dozen identities read best) and save the history with the crops of those rows:
