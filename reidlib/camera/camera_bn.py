@@ -166,17 +166,20 @@ def convert_camera_bn(model: nn.Module, num_cameras: int) -> nn.Module:
     return model
 
 
-def _convert(module: nn.Module, num_cameras: int) -> int:
+def _convert(module: nn.Module, num_slots: int, layer_class=None, what: str = "camera") -> int:
+    """Replace each BatchNorm below ``module`` by ``layer_class(bn, num_slots)`` (default
+    :class:`CameraBatchNorm`; DSBN passes its domain layer); returns how many."""
+    layer_class = layer_class or CameraBatchNorm
     count = 0
     for name, child in module.named_children():
         if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
             if not child.track_running_stats:
                 raise ValueError(f"BatchNorm {name!r} keeps no running statistics "
-                                 "(track_running_stats=False): nothing per camera to keep")
-            setattr(module, name, CameraBatchNorm(child, num_cameras))
+                                 f"(track_running_stats=False): nothing per {what} to keep")
+            setattr(module, name, layer_class(child, num_slots))
             count += 1
         else:
-            count += _convert(child, num_cameras)
+            count += _convert(child, num_slots, layer_class, what)
     return count
 
 
