@@ -32,11 +32,11 @@
 #    supervised upper bound, over seeds and as the world's camera bias grows.
 #
 # **Recap.** Chapter 2 trained every method on pseudo-labels from one clustering. Its
-# results stall well below the supervised model, and chapter 2's section 4 showed why in
-# part: many clusters hold the images of one camera only. A camera adds its light, colour
-# cast, background and viewpoint to every image it takes, so two strangers seen by one
-# camera can look closer than one person seen by two. This chapter measures that bias and
-# builds the survey's remedies for it.
+# results stall well below the supervised model (Cluster Contrast at about 62% of it), and
+# one reason is in its clusters: about one in five holds the images of one camera only, as
+# this chapter measures. A camera adds its light, colour cast, background and viewpoint to
+# every image it takes, so two strangers seen by one camera can look closer than one person
+# seen by two. This chapter measures that bias and builds the survey's remedies for it.
 
 # %%
 # Colab, or a Jupyter without the course: fetch and install it (once).
@@ -271,7 +271,7 @@ print(f"distinct cameras per pseudo-identity in a batch of {settings['k']}: "
 
 # %% [markdown]
 # `benchmarks/chapter3_runs.py` trains Cluster Contrast both ways over three seeds; section
-# 9 shows what the preference is worth in mAP.
+# 10 shows what the preference is worth in mAP.
 #
 # ## 3. Removing camera statistics without learning
 #
@@ -661,10 +661,12 @@ pd.DataFrame({name: {"pairwise F": label_quality(lab, train.pids, camids)["pairw
     {"pairwise F": "{:.3f}", "single-camera clusters": "{:.0%}"})
 
 # %% [markdown]
-# Stage 1 can only make one-camera clusters; stage 2 joins them across cameras. With the
-# generic start's features the classifiers have little to say yet, and IICS's weight $\mu$
-# on their agreement is small, so stage 2 stays close to the chapter's clustering; IICS
-# gets its effect from training the backbone through many rounds of both stages.
+# Stage 1 can only make one-camera clusters; stage 2 joins them across cameras, with fewer
+# one-camera clusters than the chapter's clustering of the same features but a lower
+# pairwise F: on the generic start's features the per-camera classifiers (here a logistic
+# regression on fixed features, not IICS's trained heads) have little to say yet, and
+# IICS's weight $\mu$ on their agreement is small. IICS gets its effect from training the
+# backbone through many rounds of both stages.
 #
 # Training alternates the stages, one per clustering (intra first): in 3 epochs, intra,
 # inter, intra. IICS's recipe runs 40 rounds of each.
@@ -674,6 +676,12 @@ iics = IICS(generic_backbone(), train, rounds=settings["epochs"] or 40, seed=ses
 _ = run(iics, clustering=iics.cluster, iters=None)
 
 # %% [markdown]
+# IICS ends far below its start. Its last epoch trained one classifier per camera on
+# per-camera clusters: that teaches the network to tell apart the people *within* each
+# camera, and nothing across cameras. Its recipe alternates the two stages for 40 rounds;
+# 3 epochs end on the intra-camera stage. We keep the published alternation rather than
+# reorder it to suit our budget, and read this row as "IICS cut short", not as IICS.
+#
 # ## 9. Meta-learning across cameras (MetaCam)
 #
 # MetaCam asks that what is learnt on some cameras also works on the others. Each epoch it
@@ -727,10 +735,10 @@ table.style.format({**TABLE_FORMAT, "single-camera clusters": "{:.0%}"}, na_rep=
 
 # %%
 runs_path = find_repo_root() / "benchmarks" / "results" / f"ch3-runs-{profile.name}.json"
-recorded = json.loads(runs_path.read_text())["runs"] if runs_path.exists() else []
+all_runs = json.loads(runs_path.read_text())["runs"] if runs_path.exists() else []
 # the dial's worlds choose their own k1 and eps on their validation split: all else is ours
 budget_keys = [key for key in settings if key not in ("k1", "eps")]
-recorded = pd.DataFrame([r for r in recorded if all(r["settings"][key] == settings[key]
+recorded = pd.DataFrame([r for r in all_runs if all(r["settings"][key] == settings[key]
                                                     for key in budget_keys)])
 here = recorded[(recorded["style"] == 1.0) & (recorded["settings"].map(
     lambda s: s == settings))] if len(recorded) else recorded
@@ -755,16 +763,40 @@ else:
               f"Contrast (lowest {hidden.min():+.1%}, highest {hidden.max():+.1%})")
 
 # %% [markdown]
+# **A longer budget.** The issue that set these targets calibrated them with 12 epochs, not
+# 3. `benchmarks/chapter3_runs.py --epochs 12` reruns Cluster Contrast and camera-based BN
+# with everything else as here (12 epochs fixed in advance, not chosen on the test split).
+
+# %%
+longer = pd.DataFrame([r for r in all_runs if r["style"] == 1.0 and settings["epochs"]
+                       and r["settings"]["epochs"] > settings["epochs"]
+                       and all(r["settings"][key] == value for key, value in settings.items()
+                               if key != "epochs")])
+if len(longer) == 0:
+    print(f"No longer-budget runs recorded for these settings in {runs_path.name}.")
+else:
+    long_map = longer.pivot(index="seed", columns="method", values="mAP")
+    long_share = longer.pivot(index="seed", columns="method", values="single_camera_share")
+    summary = pd.concat({"test mAP": long_map, "of upper bound": long_map / upper["mAP"],
+                         "one-camera clusters": long_share}, axis=1)
+    display(summary.style.format("{:.1%}").set_caption(
+        f"{int(longer['settings'].iloc[0]['epochs'])} epochs (recorded)"))
+    if {"camera BN", "Cluster Contrast"} <= set(long_map):
+        long_gap = (long_map["camera BN"] - long_map["Cluster Contrast"]).dropna()
+        print(f"camera BN - Cluster Contrast: {long_gap.mean():+.1%} on average over seeds "
+              f"{list(long_gap.index)}, lowest {long_gap.min():+.1%}")
+
+# %% [markdown]
 # **What the targets say.** The course set camera-aware methods three targets on this
 # world: beat Cluster Contrast by 5 points in every seed, reach 90% of the upper bound, and
-# leave fewer than 10% one-camera clusters. Camera-based BN reaches the first in each
-# recorded seed. It does not reach the other two after chapter 2's 3 epochs: it ends near
-# three quarters of the upper bound, with about one cluster in eight still single-camera.
-# Two reasons are measured elsewhere in the course: chapter 2's validation curves show every
-# method still climbing after 3 epochs (the budget is a laptop's, not the papers' 40-50
-# epochs), and the dial below shows one-camera clusters near 12% even on a world with no
-# camera style at all. We report what is reached rather than tune the world or the test
-# split; a longer budget chosen on the validation split is the next thing to try (question 5).
+# leave fewer than 10% one-camera clusters. After chapter 2's 3 epochs, camera-based BN
+# reaches the first in each recorded seed, but not the other two: it ends near three
+# quarters of the upper bound, with about one cluster in eight still single-camera. With
+# the 12 epochs of the longer runs it reaches all three in each recorded seed: 90-92%
+# of the upper bound, 5 to 8 points ahead of Cluster Contrast trained as long, and
+# about 8% one-camera clusters. Chapter 2's validation curves already showed every method
+# still climbing after 3 epochs: the short budget is a laptop's, and it is what holds the
+# 3-epoch numbers back. We report both rather than tune the world or the test split.
 #
 # **Where the camera went.** The explorer shows the final training features of 40 people
 # after Cluster Contrast and after camera-based BN, coloured by camera (the panel titles
@@ -907,8 +939,9 @@ print(f"{len(saved)} runs recorded in {replays}: {', '.join(saved)}")
 #    camera-pure (every cluster one camera), what do its intra- and inter-camera losses
 #    become?
 # 5. Read section 10's seeds: is the gap between camera-based BN and Cluster Contrast
-#    larger than the spread over seeds? Which target of the chapter is reached, which is
-#    not, and what would you try next?
+#    larger than the spread over seeds? Which targets are reached after 3 epochs, which
+#    after 12, and what does the 12-epoch Cluster Contrast tell you about where the gain
+#    comes from?
 #
 # ## Summary
 # - Camera bias is measurable without labels: same-camera nearest neighbours, one-camera

@@ -17,10 +17,11 @@
 #
 # # Instructor's demo: replaying clustering dynamics in class
 #
-# This page is for the person at the front of the room. It trains nothing: chapters 1b and
-# 2 record their runs as they train (`reidlib.viz.replay.save_replay`), and this page
-# replays them in seconds, so the class can watch the loop of survey §3.1-3.2 happen:
-# cluster the features, train on the clusters as if they were identities, cluster again.
+# This page is for the person at the front of the room. It trains nothing: chapters 1b, 2
+# and 3 record their runs as they train (`reidlib.viz.replay.save_replay`), and this page
+# replays them in seconds, so the class can watch the loop of survey §3.1-3.3 happen:
+# cluster the features, train on the clusters as if they were identities, cluster again,
+# and see where the cameras go.
 #
 # **In JupyterLab** (live kernel) each view is a WebGL scatter plot (jupyter-scatter):
 # - **Play** (or drag the slider) moves every crop from its place at one epoch to its place
