@@ -26,13 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-from reidlib.camera.compare import build_method, camera_bn_score
+from reidlib.camera.compare import train_method
 from reidlib.data.synthetic import load_world
-from reidlib.feature_learning.compare import chapter_settings, train_and_score
-from reidlib.models import build_model
+from reidlib.feature_learning.compare import chapter_settings
 from reidlib.notebook import setup
 from reidlib.pseudo_labels.quality import label_quality
-from reidlib.utils import atomic_path, seed_everything
+from reidlib.utils import atomic_path
 
 OUT = Path(__file__).resolve().parent / "results"
 METHODS = ("Cluster Contrast", "Cluster Contrast, cameras centred", "CAP", "ICE",
@@ -51,29 +50,10 @@ def main(argv=None) -> dict:
     upper = session.score(session.upper_bound(world, progress=False), world)
     print(settings, f"upper bound mAP {upper['mAP']:.3f}", flush=True)
 
-    def backbone():
-        return build_model(session.profile.arch, weights="synthetic").to(session.device)
-
     rows = {}
     for name in args.methods:
-        seed_everything(args.seed)
-        method, extra = build_method(name, backbone, train, settings, cluster, seed=args.seed)
-        budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-                  "lr": settings["lr"],
-                  "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
-        budget.update({k: v for k, v in extra.items() if k == "iters"})
-        clustering = extra.get("clustering")
-
-        def score(model, name=name):
-            if name == "camera BN":  # its own test-time step, then the course's options
-                return camera_bn_score(model, world)
-            return session.score(model, world)
-
         started = time.perf_counter()
-        result = train_and_score(method, train, cluster=cluster, clustering=clustering,
-                                 score=score, seed=args.seed, progress=False,
-                                 extract=extra.get("extract"),
-                                 **budget)
+        result = train_method(name, session, world, settings, train, cluster, args.seed)
         last = [r for r in result.history if r.labels is not None][-1]
         own = label_quality(last.labels, train.pids, train.camids)
         rows[name] = {**result.scores, "of_upper": result.scores["mAP"] / upper["mAP"],

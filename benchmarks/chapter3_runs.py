@@ -27,12 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-from reidlib.camera.compare import METHODS, build_method, camera_bn_score
+from reidlib.camera.compare import METHODS, train_method
 from reidlib.data.synthetic import load_world
-from reidlib.feature_learning.compare import chapter_settings, train_and_score
-from reidlib.models import build_model
+from reidlib.feature_learning.compare import chapter_settings
 from reidlib.notebook import setup
-from reidlib.utils import atomic_path, seed_everything
+from reidlib.utils import atomic_path
 
 OUT = Path(__file__).resolve().parent / "results"
 
@@ -44,21 +43,7 @@ def run_one(session, name: str, world, seed: int, epochs: int | None = None) -> 
     if epochs is not None:
         settings = {**settings, "epochs": epochs}
 
-    def backbone():
-        return build_model(session.profile.arch, weights="synthetic").to(session.device)
-
-    seed_everything(seed)
-    method, extra = build_method(name, backbone, train, settings, cluster, seed=seed)
-    budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-              "lr": settings["lr"],
-              "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
-    budget.update({key: value for key, value in extra.items() if key == "iters"})
-    camera_bn = name == "camera BN"
-    result = train_and_score(
-        method, train, cluster=cluster, clustering=extra.get("clustering"),
-        score=(lambda m: camera_bn_score(m, world)) if camera_bn else
-        (lambda m: session.score(m, world)),
-        seed=seed, progress=False, extract=extra.get("extract"), **budget)
+    result = train_method(name, session, world, settings, train, cluster, seed)
     return {"method": name, "style": world.camera_style, "seed": seed, "settings": settings,
             **result.scores, "pairwise_f": result.quality["pairwise_f"],
             "single_camera_share": result.quality["single_camera_share"],

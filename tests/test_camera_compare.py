@@ -11,7 +11,7 @@ from fakes import colour_identity_set
 from reidlib.camera.association import IICS
 from reidlib.camera.camera_bn import CameraBNContrast, camera_bn_layers
 from reidlib.camera.cap import CAP
-from reidlib.camera.compare import METHODS, build_method, centred_clustering
+from reidlib.camera.compare import METHODS, build_method, centred_clustering, train_method
 from reidlib.data.synthetic import load_world
 from reidlib.feature_learning import ClusterContrast
 from reidlib.feature_learning.compare import chapter_settings
@@ -85,3 +85,22 @@ def test_chapter_settings_rejects_an_unknown_profile():
     fake = type("Profile", (), {"name": "huge"})()
     with pytest.raises(ValueError, match="unknown profile 'huge'"):
         chapter_settings(fake, load_world("A", "smoke"))
+
+
+def test_train_method_is_the_notebooks_run():
+    """The benchmarks' train_method gives the run the notebook's cells give: same seed,
+    same budget, same scorer (smoke world, one epoch)."""
+    from reidlib.feature_learning.compare import train_and_score
+    from reidlib.notebook import setup
+    from reidlib.utils import seed_everything
+
+    session = setup("test-ch3", profile="smoke")
+    world = load_world("A", "smoke")
+    settings, train, cluster = chapter_settings(session.profile, world)
+    ours = train_method("Cluster Contrast", session, world, settings, train, cluster, seed=0)
+    seed_everything(0)
+    method = ClusterContrast(build_model("small", weights="synthetic"))
+    cells = train_and_score(method, train, cluster=cluster, score=lambda m: session.score(
+        m, world), seed=0, progress=False, epochs=settings["epochs"], p=settings["p"],
+        k=settings["k"], lr=settings["lr"], iters=settings["iters"])
+    assert ours.scores == cells.scores

@@ -10,7 +10,9 @@ is the notebook's run.
   the trick every camera-aware method has to beat;
 - :func:`camera_bn_features` / :func:`camera_bn_score`: what camera-based BN needs in place
   of plain extraction (each camera's statistics first);
-- :func:`build_method`: name -> (method, extra ``train_and_score`` arguments).
+- :func:`build_method`: name -> (method, extra ``train_and_score`` arguments);
+- :func:`train_method`: one of them built, trained and scored as the chapter does it (the
+  benchmarks' runs; the notebook writes the same steps in its cells).
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ from reidlib.camera.cap import CAP
 from reidlib.camera.ice import ICE
 from reidlib.camera.metacam import MetaCam
 from reidlib.feature_learning import ClusterContrast
+from reidlib.feature_learning.compare import MethodResult, train_and_score
 from reidlib.handcrafted import per_camera_normalise
+from reidlib.models import build_model
+from reidlib.utils import seed_everything
 
 __all__ = ["METHODS", "build_method", "camera_bn_features", "camera_bn_score",
-           "centred_clustering"]
+           "centred_clustering", "train_method"]
 
 METHODS = ("Cluster Contrast", "Cluster Contrast, camera-free sampler",
            "Cluster Contrast, cameras centred", "camera BN", "CAP", "ICE", "MetaCam", "IICS")
@@ -91,3 +96,29 @@ def build_method(name: str, backbone: Callable, train, settings: dict, cluster: 
         iics = IICS(backbone(), train, rounds=settings["epochs"] or 40, seed=seed)
         return iics, {"clustering": iics.cluster, "iters": None}
     raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
+
+
+def train_method(name: str, session, world, settings: dict, train, cluster,
+                 seed: int = 0) -> MethodResult:
+    """Build ``name`` from the shared start (``session``'s profile and device), train it with
+    ``settings``' budget (``epochs``, ``p``, ``k``, ``lr``; ``iters`` for the reference
+    sampler, one pass for the others) and score it on ``world``: camera BN with its own
+    test-time step, every other method with ``session.score``."""
+    def backbone():
+        return build_model(session.profile.arch, weights="synthetic").to(session.device)
+
+    seed_everything(seed)
+    method, extra = build_method(name, backbone, train, settings, cluster, seed=seed)
+    budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
+              "lr": settings["lr"],
+              "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    budget.update({key: value for key, value in extra.items() if key == "iters"})
+    if isinstance(method, CameraBNContrast):
+        def score(model):
+            return camera_bn_score(model, world)
+    else:
+        def score(model):
+            return session.score(model, world)
+    return train_and_score(method, train, cluster=cluster, clustering=extra.get("clustering"),
+                           score=score, seed=seed, progress=False,
+                           extract=extra.get("extract"), **budget)
