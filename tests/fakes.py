@@ -189,3 +189,19 @@ def colour_identity_set(n_ids=12, per_id=6, cams=3, size=(32, 16), seed=0):
     noise = rng.normal(0, 30, (len(ids), *size, 3))
     images = np.clip(colour[ids] + noise, 0, 255).astype(np.uint8)
     return ImageSet(images, ids + 100, np.tile(np.arange(per_id) % cams, n_ids))
+
+
+def randomised_bn(bn, batches_tracked: int | None = None):
+    """``bn`` (a BatchNorm) with non-trivial affine weights and running statistics (seeded),
+    and ``num_batches_tracked`` set when given: the camera-BN and DSBN tests' starting layer."""
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        bn.weight.copy_(1 + 0.3 * torch.randn(bn.num_features, generator=g))
+        bn.bias.copy_(0.2 * torch.randn(bn.num_features, generator=g))
+        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g))
+        bn.running_var.copy_(0.5 + torch.rand(bn.num_features, generator=g))
+        if batches_tracked is not None:
+            bn.num_batches_tracked.fill_(batches_tracked)
+    return bn

@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from fakes import colour_identity_set
+from fakes import colour_identity_set, randomised_bn
 from torch import nn
 
 from reidlib.camera.camera_bn import (
@@ -33,20 +33,9 @@ from reidlib.training.loop import score_features
 from reidlib.training.method import load_model_state
 
 
-def _randomised(bn):
-    """A BatchNorm with non-trivial affine weights and running statistics."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        bn.weight.copy_(1 + 0.3 * torch.randn(bn.num_features, generator=g))
-        bn.bias.copy_(0.2 * torch.randn(bn.num_features, generator=g))
-        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g))
-        bn.running_var.copy_(0.5 + torch.rand(bn.num_features, generator=g))
-    return bn
-
-
 def _pair(kind="2d", channels=4):
     """(plain BN, converted copy) sharing the same initial weights and statistics."""
-    bn = _randomised(nn.BatchNorm2d(channels) if kind == "2d" else nn.BatchNorm1d(channels))
+    bn = randomised_bn(nn.BatchNorm2d(channels) if kind == "2d" else nn.BatchNorm1d(channels))
     plain = nn.Sequential(copy.deepcopy(bn))
     return plain, convert_camera_bn(nn.Sequential(bn), 3)
 
@@ -217,7 +206,7 @@ def test_argument_checks():
 
 def _tiny_net(seed=0):
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _randomised(nn.BatchNorm2d(4)),
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), randomised_bn(nn.BatchNorm2d(4)),
                          nn.ReLU(), nn.Conv2d(4, 5, 3, stride=2), nn.BatchNorm2d(5),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.BatchNorm1d(5))
 

@@ -8,6 +8,7 @@ import copy
 
 import pytest
 import torch
+from fakes import randomised_bn
 from torch import nn
 
 from reidlib.camera.camera_bn import convert_camera_bn
@@ -19,20 +20,14 @@ from reidlib.domain_adaptation.dsbn import (
 )
 
 
-def _randomised(bn):
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        bn.weight.copy_(1 + 0.3 * torch.randn(bn.num_features, generator=g))
-        bn.bias.copy_(0.2 * torch.randn(bn.num_features, generator=g))
-        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g))
-        bn.running_var.copy_(0.5 + torch.rand(bn.num_features, generator=g))
-        bn.num_batches_tracked.fill_(7)
-    return bn
+def randomised(bn):
+    """A pretrained-looking BN that has also counted its batches (DSBN copies the count)."""
+    return randomised_bn(bn, batches_tracked=7)
 
 
 def _setup(kind="2d", num_domains=3, channels=4):
     """(one plain BN per domain, the converted layer in a Sequential), same start."""
-    bn = _randomised(nn.BatchNorm2d(channels) if kind == "2d" else nn.BatchNorm1d(channels))
+    bn = randomised(nn.BatchNorm2d(channels) if kind == "2d" else nn.BatchNorm1d(channels))
     plain = [copy.deepcopy(bn) for _ in range(num_domains)]
     return plain, convert_domain_bn(nn.Sequential(bn), num_domains)
 
@@ -100,7 +95,7 @@ def test_conversion_copies_the_pretrained_batch_norm_into_every_domain():
                         nn.Flatten(), nn.BatchNorm1d(18))
     for m in net.modules():
         if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d):
-            _randomised(m)
+            randomised(m)
     originals = [copy.deepcopy(m) for m in net.modules()
                  if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
     convert_domain_bn(net, 2)
