@@ -192,19 +192,21 @@ def camera_bn_layers(model: nn.Module, required: bool = True) -> list[CameraBatc
     return layers
 
 
-def _route(camids, num_cameras: int, device: torch.device) -> _Route:
-    """The routing of :func:`cameras`: one host sync for the whole forward, not per layer."""
+def _route(camids, num_cameras: int, device: torch.device, what: str = "camera") -> _Route:
+    """The routing of :func:`cameras`: one host sync for the whole forward, not per layer.
+    ``what`` names the slots in errors ("domain" for DSBN, which routes the same way)."""
+    name = "camids" if what == "camera" else f"{what}_ids"
     if isinstance(camids, (int, np.integer)) and not isinstance(camids, bool):
-        ids, batch = labels_1d(np.array([camids]), 1, "camids", allow_outliers=False), None
+        ids, batch = labels_1d(np.array([camids]), 1, name, allow_outliers=False), None
     else:
         array = as_numpy(camids)
         if array.ndim != 1 or len(array) == 0:
-            raise ValueError(f"camids must be one camera id or a 1-D array with one id per "
+            raise ValueError(f"{name} must be one {what} id or a 1-D array with one id per "
                              f"image, got shape {array.shape}")
-        ids, batch = labels_1d(array, len(array), "camids", allow_outliers=False), len(array)
+        ids, batch = labels_1d(array, len(array), name, allow_outliers=False), len(array)
     if ids.max() >= num_cameras:
-        raise ValueError(f"camids must lie in 0..{num_cameras - 1} (the model was converted "
-                         f"with num_cameras={num_cameras}), got {int(ids.max())}")
+        raise ValueError(f"{name} must lie in 0..{num_cameras - 1} (the model was converted "
+                         f"with num_{what}s={num_cameras}), got {int(ids.max())}")
     present = np.unique(ids)
     if len(present) == 1:
         return _Route([(int(present[0]), None)], batch)
@@ -221,11 +223,17 @@ def cameras(model: nn.Module, camids):
     row of the batches forwarded in the block. Blocks nest; the previous routing returns
     on exit.
     """
-    layers = camera_bn_layers(model)
+    with _routed(model, camera_bn_layers(model), camids, "camera"):
+        yield model
+
+
+@contextlib.contextmanager
+def _routed(model: nn.Module, layers: list[CameraBatchNorm], ids, what: str):
+    """Route ``layers`` by ``ids`` for the block (:func:`cameras`; DSBN's ``domains``)."""
     counts = {layer.num_cameras for layer in layers}
     if len(counts) > 1:
-        raise ValueError(f"the camera BN layers disagree on num_cameras: {sorted(counts)}")
-    route = _route(camids, counts.pop(), model_device(model))
+        raise ValueError(f"the {what} BN layers disagree on num_{what}s: {sorted(counts)}")
+    route = _route(ids, counts.pop(), model_device(model), what)
     previous = [layer._route for layer in layers]
     for layer in layers:
         layer._route = route

@@ -35,11 +35,10 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 from torch import nn
 
-from reidlib.camera.camera_bn import CameraBatchNorm, _convert, camera_bn_layers, cameras
-from reidlib.checks import as_numpy, int_in_range, labels_1d
+from reidlib.camera.camera_bn import CameraBatchNorm, _convert, _routed, camera_bn_layers
+from reidlib.checks import int_in_range
 
 __all__ = ["DomainBatchNorm", "convert_domain_bn", "domain_bn_layers", "domains"]
 
@@ -111,20 +110,6 @@ def domain_bn_layers(model: nn.Module, required: bool = True) -> list[DomainBatc
     return layers
 
 
-def _check_domain_ids(domain_ids, num_domains: int) -> None:
-    if isinstance(domain_ids, (int, np.integer)) and not isinstance(domain_ids, bool):
-        ids = labels_1d(np.array([domain_ids]), 1, "domain_ids", allow_outliers=False)
-    else:
-        array = as_numpy(domain_ids)
-        if array.ndim != 1 or len(array) == 0:
-            raise ValueError(f"domain_ids must be one domain id or a 1-D array with one id "
-                             f"per image, got shape {array.shape}")
-        ids = labels_1d(array, len(array), "domain_ids", allow_outliers=False)
-    if ids.max() >= num_domains:
-        raise ValueError(f"domain_ids must lie in 0..{num_domains - 1} (the model was "
-                         f"converted with num_domains={num_domains}), got {int(ids.max())}")
-
-
 @contextlib.contextmanager
 def domains(model: nn.Module, domain_ids):
     """Inside the block, the model's DSBN layers know each row's domain.
@@ -133,7 +118,5 @@ def domains(model: nn.Module, domain_ids):
     time) or a (B,) array / tensor, one per row of the batches forwarded in the block.
     In training every domain present needs >= 2 values per channel. Blocks nest.
     """
-    layers = domain_bn_layers(model)
-    _check_domain_ids(domain_ids, layers[0].num_domains)
-    with cameras(model, domain_ids):  # the routing is camera BN's, keyed by domain
+    with _routed(model, domain_bn_layers(model), domain_ids, "domain"):  # camera BN's routing
         yield model
