@@ -179,7 +179,7 @@ def test_a_bad_dial_is_a_clear_error(bad, tmp_path):
 def test_each_dial_setting_has_its_own_cache(worlds, tmp_path, monkeypatch):
     built = []
 
-    def fake_build(domain, profile, seed, device, progress, camera_style):
+    def fake_build(domain, profile, seed, device, progress, camera_style, domain_gap=1.0):
         built.append(camera_style)
         return worlds[camera_style]
 

@@ -3,6 +3,7 @@
 python -m reidlib.data.synthetic export --world A --profile quick --out DIR
 python -m reidlib.data.synthetic summary --world B --profile smoke
 python -m reidlib.data.synthetic summary --world A --profile smoke --camera-style 0
+python -m reidlib.data.synthetic summary --world B --profile smoke --domain-gap 0.5
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--cache-dir", default=None)
         p.add_argument("--camera-style", type=float, default=1.0,
                        help="camera-bias dial: 0 no style difference, 1 default, 2 twice")
+        p.add_argument("--domain-gap", type=float, default=1.0,
+                       help="domain-gap dial (worlds A, B): 0 the other world's style, "
+                            "1 default, 2 twice the gap")
         if name == "export":
             p.add_argument("--out", required=True, help="new folder for the Market-1501 layout")
     args = parser.parse_args(argv)
     world = load_world(args.world, args.profile, seed=args.seed, cache_dir=args.cache_dir,
-                       camera_style=args.camera_style)
+                       camera_style=args.camera_style, domain_gap=args.domain_gap)
     print(world.summary())
     print(f"camera colour gap: {camera_colour_gap(world):.1f} grey levels")
     if args.command == "export":

@@ -5,11 +5,17 @@ likely) and the camera network's style. Two course worlds, ``A`` (summer, six
 cameras, warm light) and ``B`` (winter, eight cameras, cold light and darker clothes),
 make the domain gap of survey challenge 4 (§3.4) real; ``P`` is a separate world used
 only to pretrain the generic backbone (no identity is shared with ``A`` or ``B``).
+``shifted_domain`` turns that gap into a dial: A or B with its style moved toward the
+other's by any amount, its people unchanged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from numbers import Real
+
+import numpy as np
 
 # Attribute vocabulary (stored per identity; used by attribute-based chapters and text queries).
 UPPER_PATTERNS = ("solid", "hstripes", "vstripes", "checks", "split", "logo")
@@ -72,6 +78,18 @@ COLOUR_NAMES = {
                                 "slate blue", "plum", "white", "dark teal", "mustard"),
                strict=True)),
 }
+
+
+
+
+def colour_name(rgb: tuple[float, float, float]) -> str:
+    """Everyday name of a palette colour; for a mixed colour (``shifted_domain``), the
+    name of the nearest named colour (straight-line distance in rgb)."""
+    if rgb in COLOUR_NAMES:
+        return COLOUR_NAMES[rgb]
+    named = list(COLOUR_NAMES)
+    dist = ((np.asarray(named) - np.asarray(rgb)) ** 2).sum(1)
+    return COLOUR_NAMES[named[int(dist.argmin())]]
 
 
 @dataclass(frozen=True)
@@ -176,6 +194,100 @@ def get_domain(name: str) -> Domain:
         return DOMAINS[name]
     except KeyError:
         raise ValueError(f"unknown world {name!r}: expected one of {', '.join(DOMAINS)}") from None
+
+
+# The chapter's target world of each course world: B is adapted to A and A to B (§3.4).
+PARTNERS = {"A": "B", "B": "A"}
+MAX_DOMAIN_GAP = 3.0  # beyond this the extrapolated style is mostly clipping
+
+
+def _mix(partner, own, gap: float) -> np.ndarray:
+    """``(1 - gap) * partner + gap * own``, element by element (exact at gap 0 and 1)."""
+    return (1 - gap) * np.asarray(partner, np.float64) + gap * np.asarray(own, np.float64)
+
+
+def _probabilities(partner, own, gap: float) -> tuple[float, ...]:
+    """Mixed probabilities; where extrapolation made one negative, clipped at 0 and
+    renormalised to sum 1 (otherwise they already do, and gap 0 keeps the partner's bits)."""
+    p = _mix(partner, own, gap)
+    if (p < 0).any():
+        p = np.clip(p, 0, None)
+        p = p / p.sum()
+    return _floats(p)
+
+
+def _floats(x: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in x)
+
+
+def check_domain_gap(name: str, gap: float) -> float:
+    """``gap`` as a float, or a ValueError unless it is a finite number in [0, 3] and
+    ``name`` has a partner (only worlds A and B have a gap dial; any world accepts 1)."""
+    ok = isinstance(gap, Real) and not isinstance(gap, bool)
+    if not ok or not math.isfinite(gap) or not 0 <= gap <= MAX_DOMAIN_GAP:
+        raise ValueError(
+            f"domain_gap must be a finite number in [0, {MAX_DOMAIN_GAP:g}] (0: the style of "
+            f"the target world, 1: the default world, 2: twice the default gap), got {gap!r}"
+        )
+    get_domain(name)
+    if gap != 1 and name not in PARTNERS:
+        raise ValueError(
+            f"only worlds {' and '.join(PARTNERS)} have a domain-gap dial (each is the other's "
+            f"target); world {name!r} takes only domain_gap=1, got {gap!r}"
+        )
+    return float(gap)
+
+
+def shifted_domain(name: str, gap: float) -> Domain:
+    """World ``name`` with its style ``gap`` of the way from its target's (survey §3.4).
+
+    The domain-gap dial of chapter 4 (issue #14): a source world whose distance to the
+    target world ``PARTNERS[name]`` is set by ``gap``. Every numeric style field ``f``
+    becomes ``(1 - gap) * f_target + gap * f_own``: 0 gives the target's style, 1 the
+    world itself (the very ``Domain`` object, so the default world keeps every bit), above
+    1 extrapolates to a stronger shift than B vs A (up to 3).
+
+    What moves: the palette (colour ``i`` with colour ``i``, clipped to [0.02, 1], as
+    garment colours are), the season and fashion (``p_lower`` and ``p_pattern`` clipped at
+    0 and renormalised; ``p_long_sleeve``, ``p_hat``, ``p_coat``, ``p_scarf`` in [0, 1]),
+    the light (colour cast >= 0.05, per-camera spread >= 0, brightness >= 0.05), camera
+    distance (``person_height`` in [0.5, 1], low end <= high end), the background colour
+    (in [0, 1]) and the number of cameras (rounded, at least 2: a camera network is a
+    style of the place, not of the people). What never moves: ``name`` and ``seed``. The
+    people are always drawn from the world's own seed, so a shifted B still holds B's
+    identities, never A's: a source world shares no one with its target, as in the
+    cross-dataset setting of §3.4; only their looks follow the dial.
+    """
+    gap = check_domain_gap(name, gap)
+    own = DOMAINS[name]
+    if gap == 1:
+        return own
+    other = DOMAINS[PARTNERS[name]]
+    lo, hi = np.clip(_mix(other.person_height, own.person_height, gap), 0.5, 1.0)
+    return replace(
+        own,
+        palette=tuple(
+            _floats(np.clip(_mix(c_other, c_own, gap), 0.02, 1.0))
+            for c_other, c_own in zip(other.palette, own.palette, strict=True)
+        ),
+        n_cameras=max(2, round((1 - gap) * other.n_cameras + gap * own.n_cameras)),
+        p_lower=_probabilities(other.p_lower, own.p_lower, gap),
+        p_pattern=_probabilities(other.p_pattern, own.p_pattern, gap),
+        **{
+            key: float(np.clip(_mix(getattr(other, key), getattr(own, key), gap), 0, 1))
+            for key in ("p_long_sleeve", "p_hat", "p_coat", "p_scarf")
+        },
+        light=_floats(np.clip(_mix(other.light, own.light, gap), 0.05, None)),
+        light_spread=float(max(0.0, _mix(other.light_spread, own.light_spread, gap))),
+        brightness=float(max(0.05, _mix(other.brightness, own.brightness, gap))),
+        person_height=(float(min(lo, hi)), float(hi)),
+        background=_floats(np.clip(_mix(other.background, own.background, gap), 0, 1)),
+    )
+
+
+def gap_tag(domain_gap: float) -> str:
+    """Suffix naming a world's gap setting: empty at 1, so default names never change."""
+    return "" if domain_gap == 1 else f"-gap{float(domain_gap)!r}"
 
 
 def get_size(profile: str) -> WorldSize:

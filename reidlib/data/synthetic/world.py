@@ -29,12 +29,14 @@ from reidlib.data.synthetic.sample import (
 )
 from reidlib.data.synthetic.spec import (
     BAG_TYPES,
-    COLOUR_NAMES,
     HAIR_LENGTHS,
     LOWER_TYPES,
     UPPER_PATTERNS,
-    get_domain,
+    check_domain_gap,
+    colour_name,
+    gap_tag,
     get_size,
+    shifted_domain,
 )
 from reidlib.data.synthetic.style import check_camera_style, style_tag
 from reidlib.utils import atomic_path, sha256_file
@@ -48,7 +50,8 @@ class World(ReidSplits):
 
     ``people`` holds each person's attributes (row ``i`` describes ``people_pid[i]``),
     ``cameras`` each camera's style, ``transit`` the walking time between cameras (s),
-    ``camera_style`` the camera-bias dial it was rendered with (1: the default world).
+    ``camera_style`` the camera-bias dial it was rendered with and ``domain_gap`` the
+    domain-gap dial (1 and 1: the default world).
     """
 
     domain: str = ""
@@ -58,6 +61,7 @@ class World(ReidSplits):
     cameras: dict[str, np.ndarray] = field(default_factory=dict)
     transit: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     camera_style: float = 1.0
+    domain_gap: float = 1.0
 
     def attributes_of(self, pids: np.ndarray) -> dict[str, np.ndarray]:
         """Attribute columns for each pid in ``pids`` (pids must be real people, not 0/-1)."""
@@ -70,14 +74,15 @@ class World(ReidSplits):
 
         The renderer's integer codes mapped to the vocabulary of ``spec`` (patterns, lower
         garments, bags, palette colour names); flags become garments present or absent.
+        In a world shifted by the gap dial a colour is named by the nearest named colour.
         """
         a = self.attributes_of(pids)
-        palette = get_domain(self.domain).palette
+        palette = shifted_domain(self.domain, self.domain_gap).palette
 
         def colour(column: str, i: int) -> str:
             index = int(a[column][i])
             return "random colour" if palette is None or index < 0 else \
-                COLOUR_NAMES[palette[index]]
+                colour_name(palette[index])
 
         people = []
         for i in range(len(pids)):
@@ -111,8 +116,9 @@ def build_world(
     device: torch.device | str = "cpu",
     progress: bool = True,
     camera_style: float = 1.0,
+    domain_gap: float = 1.0,
 ) -> World:
-    """Sample and render a world; deterministic in (domain, profile, seed, device).
+    """Sample and render a world; deterministic in (domain, profile, seed, device) and dials.
 
     ``camera_style`` is the camera-bias dial (chapter 3, survey §3.3): each camera's
     departure from the domain's shared light, colour, background and optics is multiplied
@@ -120,9 +126,22 @@ def build_world(
     that differ only in viewpoint and placement, 1 is the default world bit for bit, above
     1 camera bias is stronger. The people, walks, splits and poses are the same at every
     setting, as every random number is drawn before the dial is applied.
+
+    ``domain_gap`` is the domain-gap dial (chapter 4, survey §3.4; ``spec.shifted_domain``
+    says what moves): world A or B rendered in a style ``domain_gap`` of the way from its
+    target's (B's or A's) to its own. 0 is the target's style, 1 the default world bit for
+    bit, above 1 a stronger shift than B vs A. It changes style only (palette, season and
+    fashion, light, camera distance, background, number of cameras); the people keep the
+    world's own seed, so a source world never shares identities with its target. Unlike
+    ``camera_style`` it is not a re-styling of fixed draws: probabilities decide which
+    garments the same random numbers give, and where the number of cameras changes every
+    later draw changes with it (people, walks, splits), as the cameras are drawn first to
+    keep the default world's bits. The two dials compose: ``camera_style`` scales the
+    shifted world's cameras.
     """
-    dom, size = get_domain(domain), get_size(profile)
     camera_style = check_camera_style(camera_style)
+    domain_gap = check_domain_gap(domain, domain_gap)
+    dom, size = shifted_domain(domain, domain_gap), get_size(profile)
     rng = np.random.default_rng([dom.seed, seed])
     cameras = sample_cameras(dom, rng, style=camera_style)
     n = size.n_train + size.n_test + size.n_distractors
@@ -158,7 +177,7 @@ def build_world(
 
     real = person_pid > 0
     return World(
-        name=f"synthetic-{domain}-{profile}{style_tag(camera_style)}",
+        name=_world_name(domain, profile, camera_style, domain_gap),
         train=subset(0),
         query=subset(1),
         gallery=subset(2),
@@ -169,7 +188,12 @@ def build_world(
         cameras=cameras,
         transit=transit_times(cameras["position"]),
         camera_style=camera_style,
+        domain_gap=domain_gap,
     )
+
+
+def _world_name(domain: str, profile: str, camera_style: float, domain_gap: float) -> str:
+    return f"synthetic-{domain}-{profile}{style_tag(camera_style)}{gap_tag(domain_gap)}"
 
 
 # ---------------------------------------------------------------- cache
@@ -187,12 +211,14 @@ def _to_arrays(world: World) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _from_arrays(a, domain: str, profile: str, camera_style: float) -> World:
+def _from_arrays(
+    a, domain: str, profile: str, camera_style: float, domain_gap: float
+) -> World:
     def split(s):
         return ImageSet(*(a[f"{s}_{c}"] for c in _COLUMNS))
 
     return World(
-        name=f"synthetic-{domain}-{profile}{style_tag(camera_style)}",
+        name=_world_name(domain, profile, camera_style, domain_gap),
         train=split("train"),
         query=split("query"),
         gallery=split("gallery"),
@@ -203,6 +229,7 @@ def _from_arrays(a, domain: str, profile: str, camera_style: float) -> World:
         cameras={k[8:]: a[k] for k in a.files if k.startswith("cameras_")},
         transit=a["transit"],
         camera_style=camera_style,
+        domain_gap=domain_gap,
     )
 
 
@@ -219,11 +246,15 @@ def cache_paths(
     seed: int,
     cache_dir: str | os.PathLike | None,
     camera_style: float = 1.0,
+    domain_gap: float = 1.0,
 ):
-    """(arrays, manifest) paths of a cached world; a ``camera_style`` other than 1 adds a
-    suffix (``-style0.5``), so the default world's file keeps its name."""
+    """(arrays, manifest) paths of a cached world; a ``camera_style`` or ``domain_gap``
+    other than 1 adds a suffix (``-style0.5``, ``-gap0.5``, in that order), so the
+    default world's file keeps its name."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    tag = style_tag(check_camera_style(camera_style))
+    tag = style_tag(check_camera_style(camera_style)) + gap_tag(
+        check_domain_gap(domain, domain_gap)
+    )
     stem = f"world-{domain}-{profile}-seed{seed}-v{WORLD_VERSION}{tag}"
     return root / f"{stem}.npz", root / f"{stem}.json"
 
@@ -243,6 +274,7 @@ def save_world(world: World, data_path: Path, manifest_path: Path, seed: int) ->
         "profile": world.profile,
         "seed": seed,
         "camera_style": world.camera_style,
+        "domain_gap": world.domain_gap,
         "version": WORLD_VERSION,
         "sha256": digest,
         "stamp": _file_stamp(data_path),  # after the rename, which keeps size and mtime
@@ -257,7 +289,9 @@ def _file_stamp(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _valid_cache(data_path: Path, manifest_path: Path, camera_style: float) -> bool:
+def _valid_cache(
+    data_path: Path, manifest_path: Path, camera_style: float, domain_gap: float = 1.0
+) -> bool:
     if not (data_path.exists() and manifest_path.exists()):
         return False
     try:
@@ -266,7 +300,10 @@ def _valid_cache(data_path: Path, manifest_path: Path, camera_style: float) -> b
         return False
     if manifest.get("version") != WORLD_VERSION:
         return False
-    if manifest.get("camera_style", 1.0) != camera_style:  # older manifests: the default
+    # older manifests name neither dial: they hold the default world
+    if manifest.get("camera_style", 1.0) != camera_style:
+        return False
+    if manifest.get("domain_gap", 1.0) != domain_gap:
         return False
     # The checksum reads the whole file (seconds for a full-size world): only when the
     # file is not the one saved, byte for byte untouched since.
@@ -290,24 +327,30 @@ def load_world(
     device: torch.device | str | None = None,
     progress: bool = True,
     camera_style: float = 1.0,
+    domain_gap: float = 1.0,
 ) -> World:
     """Load a world from the cache, rendering (and caching) it when absent or damaged.
 
     ``device`` only matters when rendering: the default renders ``full`` worlds on a GPU
-    where present and smaller ones on the CPU. ``camera_style`` is the camera-bias dial
-    of ``build_world``; each setting has its own cache file, its manifest records it.
+    where present and smaller ones on the CPU. ``camera_style`` and ``domain_gap`` are the
+    camera-bias and domain-gap dials of ``build_world``; each setting has its own cache
+    file, its manifest records both.
     """
     camera_style = check_camera_style(camera_style)
-    data_path, manifest_path = cache_paths(domain, profile, seed, cache_dir, camera_style)
-    if _valid_cache(data_path, manifest_path, camera_style):
+    domain_gap = check_domain_gap(domain, domain_gap)
+    data_path, manifest_path = cache_paths(
+        domain, profile, seed, cache_dir, camera_style, domain_gap
+    )
+    if _valid_cache(data_path, manifest_path, camera_style, domain_gap):
         with np.load(data_path) as a:
-            return _from_arrays(a, domain, profile, camera_style)
+            return _from_arrays(a, domain, profile, camera_style, domain_gap)
     if data_path.exists() or manifest_path.exists():
         print(f"world cache {data_path.name} is incomplete or corrupted: rebuilding it")
     if device is None:
         device = "cuda" if profile == "full" and torch.cuda.is_available() else "cpu"
     world = build_world(
-        domain, profile, seed=seed, device=device, progress=progress, camera_style=camera_style
+        domain, profile, seed=seed, device=device, progress=progress,
+        camera_style=camera_style, domain_gap=domain_gap,
     )
     save_world(world, data_path, manifest_path, seed)
     return world
