@@ -2,8 +2,9 @@
 
 Every run is one method of ``reidlib.camera.compare`` trained and scored exactly as the
 notebook ``03_camera_invariance`` does it (chapter 2's start, budget and clustering chosen
-on each world's validation split, seed, scorer), on world A rendered with camera style
-``s`` (``load_world(..., camera_style=s)``; s = 1 is the default world). Per run: test mAP,
+on each world's validation split, seed, scorer), on world A (``--world B``: world B)
+rendered with camera style ``s`` (``load_world(..., camera_style=s)``; s = 1 is the
+default world). Per run: test mAP,
 rank-1, mINP, the pairwise F and single-camera cluster share of the chapter's clustering
 of the final training features, and minutes.
 
@@ -11,6 +12,8 @@ of the final training features, and minutes.
         --styles 0 0.5 1 2 --methods "Cluster Contrast" "camera BN"        # the dial
     nice -n 10 python benchmarks/chapter3_runs.py --profile quick --seeds 0 1 2 \\
         --methods "Cluster Contrast" "Cluster Contrast, cameras centred" "camera BN"
+    nice -n 10 python benchmarks/chapter3_runs.py --profile quick --world B --seeds 0 1 2 \
+        --epochs 12 --methods "Cluster Contrast" "camera BN"   # chapter 4's bar on world B
 
 Results go to ``benchmarks/results/ch3-runs-<profile>.json``, rewritten atomically after
 every run; a run already recorded with the same settings is skipped, so a killed
@@ -44,7 +47,8 @@ def run_one(session, name: str, world, seed: int, epochs: int | None = None) -> 
         settings = {**settings, "epochs": epochs}
 
     result = train_method(name, session, world, settings, train, cluster, seed)
-    return {"method": name, "style": world.camera_style, "seed": seed, "settings": settings,
+    return {"method": name, "world": world.domain, "style": world.camera_style, "seed": seed,
+            "settings": settings,
             **result.scores, "pairwise_f": result.quality["pairwise_f"],
             "single_camera_share": result.quality["single_camera_share"],
             "minutes": result.seconds / 60}
@@ -66,6 +70,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--methods", nargs="+", default=["Cluster Contrast", "camera BN"],
                         choices=METHODS)
     parser.add_argument("--styles", nargs="+", type=float, default=[1.0])
+    parser.add_argument("--world", default="A", choices=("A", "B"),
+                        help="the world trained on (chapter 4 holds its UDA runs on B "
+                             "against the fully unsupervised runs on B)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--epochs", type=int, default=None,
                         help="a longer budget than the chapter's (not what the notebook runs)")
@@ -76,13 +83,14 @@ def main(argv=None) -> dict:
     command = "python benchmarks/chapter3_runs.py " + shlex.join(
         sys.argv[1:] if argv is None else argv)
     for style in args.styles:
-        world = load_world("A", args.profile, camera_style=style)
+        world = load_world(args.world, args.profile, camera_style=style)
         settings = world_settings(session, world)[0]
         if args.epochs is not None:
             settings = {**settings, "epochs": args.epochs}
         for seed in args.seeds:
             for name in args.methods:
                 same = [r["method"] == name and r["style"] == style and r["seed"] == seed
+                        and r.get("world", "A") == args.world
                         and r["settings"]["epochs"] == settings["epochs"]
                         for r in record["runs"]]
                 if any(s and r["settings"] == settings for s, r in zip(same, record["runs"],

@@ -65,7 +65,8 @@ class MethodResult:
 def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], np.ndarray],
                     score: Callable, clustering: Callable | None = None, select=None,
                     seed: int = 0, snapshot_rows=None, progress: bool = True,
-                    extract: Callable | None = None, **fit_args) -> MethodResult:
+                    extract: Callable | None = None, scored: ImageSet | None = None,
+                    **fit_args) -> MethodResult:
     """Train ``method`` with the one loop, then score it the same way as every other.
 
     Args:
@@ -80,19 +81,26 @@ def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], 
             (default: :func:`extract_features` without flip); a method whose model needs
             more than images (camera-based BN: the cameras) passes its own.
         progress: progress bars (off when ``$REID_PROGRESS=0``, as in static builds).
+        scored: the images whose final clustering is scored (default ``train``); a domain
+            adaptation method trained on source + target rows scores the target's alone.
         fit_args: the budget (``epochs``, ``lr``, ``p``, ``k``, ``iters``...), passed to
-            :func:`reidlib.training.fit` unchanged.
+            :func:`reidlib.training.fit` unchanged; with fixed ``labels=`` (a domain
+            adaptation method trained on its source classes) nothing is clustered to
+            train, and ``cluster`` only scores the final features.
     """
     start = time.perf_counter()
-    history = fit(method, train, cluster=clustering or cluster, select=select, seed=seed,
+    fixed = "labels" in fit_args  # trained on fixed labels (a UDA method's source classes)
+    history = fit(method, train, cluster=None if fixed else clustering or cluster,
+                  select=select, seed=seed,
                   snapshot_rows=snapshot_rows, progress=progress_enabled(progress), **fit_args)
     seconds = time.perf_counter() - start
+    scored = train if scored is None else scored
     if extract is None:
-        features = extract_features(method.feature_model(), train, flip=False, progress=False)
+        features = extract_features(method.feature_model(), scored, flip=False, progress=False)
     else:
-        features = extract(method.feature_model(), train)
+        features = extract(method.feature_model(), scored)
     features = features.numpy()
-    quality, final = record_round(len(history), features, cluster(features), train,
+    quality, final = record_round(len(history), features, cluster(features), scored,
                                   name=f"{method.name}, after training", rows=snapshot_rows)
     if final is not None:  # the panel's title quotes the whole clustering, like the epochs'
         final = dataclasses.replace(final, metrics={
