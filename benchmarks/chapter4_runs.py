@@ -58,7 +58,22 @@ def references(session, source_world, target_world) -> dict:
     return {"direct": direct, "supervised": upper}
 
 
+RUN_KEY = ("source", "target", "gap", "method", "seed")
+REFERENCE_KEY = ("source", "target", "gap")
+
+
 def _save(path: Path, record: dict) -> None:
+    """Merge ``record`` into the file as it is now (another benchmark process may have added
+    rows since this one read it; a row of ours replaces the file's row with the same key and
+    budget), then write it atomically."""
+    current = json.loads(path.read_text()) if path.exists() else {"runs": [], "references": []}
+    for part, key in (("runs", RUN_KEY), ("references", REFERENCE_KEY)):
+        def ident(row, key=key, part=part):
+            budget = json.dumps(row.get("settings", {}), sort_keys=True) if part == "runs" else ""
+            return tuple(row[k] for k in key) + (budget,)
+        ours = {ident(row) for row in record[part]}
+        record[part] = [row for row in current.get(part, []) if ident(row) not in ours] \
+            + record[part]
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, allow_nan=True) + "\n")
 
