@@ -49,7 +49,7 @@ from reidlib.domain_adaptation.dsbn import domain_bn_layers, domains
 from reidlib.domain_adaptation.mixup import cross_domain_mixup, mixup_loss
 from reidlib.domain_adaptation.spcl_uda import SOURCE, TARGET, _check_domains
 from reidlib.models.pretrained import attribute_targets
-from reidlib.training.classification import centroid_classifier, check_reid_model
+from reidlib.training.classification import check_reid_model
 from reidlib.training.features import _check_images, autocast_for
 from reidlib.training.losses import batch_hard_triplet_loss, cross_entropy_label_smooth
 from reidlib.training.method import Method
@@ -88,12 +88,8 @@ class SourceTargetMethod(Method):
 
     ``domain_ids``: (N,) 0 = source, 1 = target, one per row of the training set (pass the
     same array as ``fit``'s ``domains``). ``fit``'s ``labels``: the source rows their class,
-    the target rows -1. When the labels arrive, the source classifier starts from the
-    source classes' L2-normalised feature centroids (MMT's init, ``centroid_classifier``):
-    every method here starts from a trained source model, whose features already separate
-    the source classes, and a random classifier's first large gradients would undo part of
-    it in a short budget (the papers start from ImageNet with a random one; a deliberate
-    difference). Subclasses write :meth:`loss`; :meth:`forward` routes the
+    the target rows -1. A fresh source classifier (N(0, 0.001^2) from ``seed``) is built
+    when the labels arrive. Subclasses write :meth:`loss`; :meth:`forward` routes the
     halves through their own BN when the model has DSBN.
     """
 
@@ -120,8 +116,8 @@ class SourceTargetMethod(Method):
             raise ValueError("labels must give every source row its class (>= 0) and every "
                              "target row -1: np.where(domain_ids == SOURCE, train.pids, -1)")
         self.num_source_classes = int(labels.max()) + 1
-        # the source classes' centroids (target rows are -1: left out), not random weights
-        centroid_classifier(self.model, features, labels)
+        self.model.reset_classifier(self.num_source_classes,
+                                    generator=torch.Generator().manual_seed(self.seed))
 
     def batches(self, labels, camids, *, p, k, iters, seed, epoch):
         """Each batch: ``p * k`` source rows (the sampler over the source classes: target
