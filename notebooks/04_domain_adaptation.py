@@ -782,7 +782,9 @@ if len(uda):
     keys = list(zip(uda["source"], uda["target"], uda["gap"], strict=True))
     uda["direct"] = [refs[key]["direct"]["mAP"] for key in keys]
     uda["supervised"] = [refs[key]["supervised"]["mAP"] for key in keys]
-    uda["gap recovered"] = (uda["mAP"] - uda["direct"]) / (uda["supervised"] - uda["direct"])
+    gap_size = uda["supervised"] - uda["direct"]
+    # undefined where there is no gap: a source model as good as the target's own labels
+    uda["gap recovered"] = (uda["mAP"] - uda["direct"]) / gap_size.where(gap_size > 0.01)
 unsupervised = pd.DataFrame(unsupervised_record["runs"])
 if len(unsupervised):
     unsupervised["world"] = unsupervised.get("world", pd.Series("A", unsupervised.index)) \
@@ -862,7 +864,7 @@ if not seeds_view.empty and seeds_view["seed"].nunique() >= 2:
         ax.set(xlabel="test mAP (mean, bar: lowest to highest seed)", title=direction,
                xlim=(min(means + [rows["direct"].iloc[0]]) - 0.05,
                      rows["supervised"].iloc[0] + 0.03))
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper right")
     fig.suptitle(f"{long_budget} epochs, seeds "
                  f"{', '.join(map(str, sorted(seeds_view['seed'].unique())))}", fontsize=10)
     plt.show()
@@ -893,7 +895,7 @@ if not seeds_view.empty and seeds_view["seed"].nunique() >= 2:
 # A's at $g = 0$ (A's palette, fashion, light, background, camera distance and number of
 # cameras), B's at $g = 1$ (the worlds above) and beyond B's for $g > 1$ (every style
 # difference extrapolated). `benchmarks/chapter4_runs.py --gaps` trains a source model on
-# each and adapts it to A with the baseline and the candidate, 12 epochs, seed 0. No
+# each and adapts it to A with the baseline, 12 epochs, seed 0. No
 # benchmark of real data can turn this dial: each real dataset pair is one fixed gap.
 
 # %%
@@ -901,6 +903,8 @@ dial = uda[(uda["direction"] == "B -> A") & (uda["seed"] == 0)] if len(uda) else
 if len(dial):
     dial = dial[dial["epochs"] == dial[dial["gap"] != 1.0]["epochs"].max()] \
         if (dial["gap"] != 1.0).any() else dial.iloc[:0]
+    dialled = dial.groupby("method")["gap"].nunique()  # methods run at several gaps
+    dial = dial[dial["method"].isin(dialled[dialled >= 2].index)]
 if len(dial) == 0 or dial["gap"].nunique() < 2:
     print("No dial runs recorded: run benchmarks/chapter4_runs.py --gaps (see its docstring).")
 else:
@@ -921,14 +925,26 @@ else:
                 title="Direct transfer and adaptation as the gap grows")
     axes[1].axhline(0.9, color="grey", ls=":", lw=1, label="90%")
     axes[1].set(xlabel="domain gap g", ylabel="share of the gap recovered",
-                title="What adaptation recovers")
+                title="What adaptation recovers", ylim=(0, 1.05), xlim=axes[0].get_xlim())
     for ax in axes:
         ax.legend(fontsize=8)
     plt.show()
-    display(dial.pivot(index="gap", columns="method", values=["mAP", "gap recovered"])
-            .join(dial_refs.set_index("gap")).style.format("{:.1%}"))
+    dial_table = dial.pivot(index="gap", columns="method", values="mAP").add_prefix(
+        "mAP, ").join(dial.pivot(index="gap", columns="method", values="gap recovered")
+                      .add_prefix("gap recovered, ")).join(dial_refs.set_index("gap").rename(
+                          columns={"direct": "direct transfer", "supervised": "supervised on A"}))
+    display(dial_table.style.format("{:.1%}", na_rep="-"))
 
 # %% [markdown]
+# Read the recorded dial. At $g = 0$ the source world has A's style and 500 other people:
+# direct transfer is already as good as A's own supervised model (there is no gap to
+# recover, so the right panel has no point there), and adapting on A's images goes
+# *beyond* the supervised model: twice as many people seen, in one style. As the gap
+# grows, direct transfer falls fast (at $g = 2$ it keeps less than half of the supervised
+# mAP), while adaptation falls slowly: the share of the gap it recovers stays near 90%
+# from $g = 1$ to $g = 2$. The stronger the shift, the more the target's own clusters are
+# worth.
+#
 # ## 11. Where the domain went
 #
 # The explorer shows the final features of 40 of A's people after the chapter's baseline
