@@ -498,8 +498,9 @@ _ = fine_tune(translated_source, "style: B translated by the GAN")
 # translation gains most, although the picture above shows how rough a 300-step, width-16
 # translator on a CPU is: blotchy images that keep each person's silhouette and take on A's
 # bright palette, with much of B's detail lost (the full profile trains CycleGAN's own
-# generator for 20,000 steps on a GPU). Against direct transfer, they barely break even. Style transfer helps a model learn from
-# the source for the target, but learning from the source alone has little left to give.
+# generator for 20,000 steps on a GPU). Against direct transfer, they barely break even.
+# Style transfer helps a model learn from the source for the target, but learning from the
+# source alone has little left to give.
 #
 # ## 5. Camera style as augmentation (CamStyle, HHL)
 #
