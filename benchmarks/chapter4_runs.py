@@ -29,23 +29,14 @@ import shlex
 import sys
 from pathlib import Path
 
+from chapter3_runs import world_settings  # the target world's settings, once per world
+
 from reidlib.data.synthetic import load_world
 from reidlib.domain_adaptation.compare import METHODS, source_model, train_method
-from reidlib.feature_learning.compare import chapter_settings
 from reidlib.notebook import setup
 from reidlib.utils import atomic_path
 
 OUT = Path(__file__).resolve().parent / "results"
-
-_SETTINGS = {}
-
-
-def target_settings(session, world):
-    """chapter_settings of the target ``world``, computed once per world (a sweep)."""
-    if world.name not in _SETTINGS:
-        _SETTINGS[world.name] = chapter_settings(session.profile, world)
-    return _SETTINGS[world.name]
-
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -102,7 +93,7 @@ def main(argv=None) -> dict:
         sys.argv[1:] if argv is None else argv)
     for source, target in pairs:
         target_world = load_world(target, args.profile, progress=False)
-        settings, train, cluster = target_settings(session, target_world)
+        settings, train, cluster = world_settings(session, target_world)
         if args.epochs is not None:
             settings = {**settings, "epochs": args.epochs}
         for gap in args.gaps:

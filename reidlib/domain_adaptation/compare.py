@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from reidlib.camera.camera_bn import CameraBNContrast
 from reidlib.camera.compare import camera_bn_features, camera_bn_score, centred_clustering
-from reidlib.domain_adaptation.dsbn import convert_domain_bn, domains
+from reidlib.domain_adaptation.dsbn import convert_domain_bn, domain_bn_layers, domains
 from reidlib.domain_adaptation.spcl_uda import TARGET, SpCLUDA, source_target_set
 from reidlib.feature_learning import ClusterContrast
 from reidlib.feature_learning.compare import MethodResult, train_and_score
@@ -82,8 +82,8 @@ def build_method(name: str, start: Callable[[int], object], target_train, source
     ``start(s)``: a fresh copy of the source model of seed ``s`` (0 for every method; MMT's
     second network takes seed 1). The extra arguments may hold ``clustering`` (centred
     clustering, SSG's per-branch clustering is its own), ``extract``, ``iters``, and for
-    SpCL the joined ``train`` with its ``domains`` and the ``score_branch`` (DSBN's
-    target branch at test time).
+    SpCL the joined ``train`` with its ``domains`` (its DSBN model is scored in the
+    target branch).
     """
     if name == "Cluster Contrast":
         return ClusterContrast(start(0)), {}
@@ -107,7 +107,7 @@ def build_method(name: str, start: Callable[[int], object], target_train, source
         method = SpCLUDA(model, joined, domain_ids, eps=settings["eps"], k1=settings["k1"])
         method.name = "SpCL (source classes + DSBN)"
         return method, {"train": joined, "domains": domain_ids, "clustering": method.cluster,
-                        "extract": _dsbn_extract, "iters": None, "dsbn": True}
+                        "extract": _dsbn_extract, "iters": None}
     raise ValueError(f"unknown method {name!r}: expected one of {METHODS}")
 
 
@@ -138,7 +138,8 @@ def train_method(name: str, session, source_world, target_world, settings: dict,
             return camera_bn_score(model, target_world)
     else:
         def score(model):
-            route = domains(model, TARGET) if extra.get("dsbn") else contextlib.nullcontext()
+            dsbn = domain_bn_layers(model, required=False)  # DSBN: test in the target branch
+            route = domains(model, TARGET) if dsbn else contextlib.nullcontext()
             with route:
                 return session.score(model, target_world)
     return train_and_score(method, fit_train, cluster=cluster,
