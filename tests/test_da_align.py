@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from fakes import colour_identity_set
 
 from reidlib.domain_adaptation.align import (
+    MMFA,
     AttributeAlignment,
     CrossDomainMixup,
     MMDAlignment,
@@ -205,6 +206,34 @@ def test_attribute_alignment_terms_by_hand():
     close(parts["ce"], ce_id)
     torch.testing.assert_close(loss, sum(parts.values()))
     assert parts["attribute_mmd"] > 0
+
+
+def test_mmfa_adds_the_feature_mmd_to_the_attribute_terms():
+    """MMFA's loss = AttributeAlignment's parts (same weights) + feature_weight * the MMD of
+    the halves' pooled features, the feature term checked against the brute-force MMD."""
+    train, domain_ids, _ = sets()
+    attributes = attributes_for(domain_ids)
+    parts_of = {}
+    for cls, extra in ((AttributeAlignment, {}), (MMFA, {"feature_weight": 0.25})):
+        torch.manual_seed(0)
+        model = build_model("small").train()
+        method = cls(model, domain_ids, attributes, weight=0.5, **extra)
+        method.new_labels(None, CLASSES, train)
+        ours, ref = make_batch(train, ROWS, CLASSES)
+        torch.manual_seed(1)  # the same augmentation draws in both runs
+        loss, parts = method.loss(ours)
+        torch.testing.assert_close(loss, sum(parts.values()))
+        parts_of[cls] = parts
+        if cls is MMFA:
+            torch.manual_seed(1)
+            f = model(ref.augmented()).features.detach().double()
+            close(parts["mmd"], 0.25 * brute_mmd2(f[:4], f[4:], dan_bandwidths(f[:4], f[4:])))
+            assert parts["mmd"] > 0
+    assert set(parts_of[MMFA]) == set(parts_of[AttributeAlignment]) | {"mmd"}
+    for key, value in parts_of[AttributeAlignment].items():
+        torch.testing.assert_close(parts_of[MMFA][key], value)
+    with pytest.raises(ValueError, match="feature_weight"):
+        MMFA(build_model("small"), domain_ids, attributes, feature_weight=-1)
 
 
 def test_attribute_loss_skips_rows_without_the_attribute():
