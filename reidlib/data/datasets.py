@@ -356,7 +356,8 @@ def _load_mat(path: Path, key: str) -> np.ndarray:
     return np.asarray(data[key])
 
 
-def _mars_tracklet(row: int, info: np.ndarray, names: list[str], folder: Path) -> list[Record]:
+def _mars_tracklet(row: int, info: np.ndarray, names: list[str], folder: Path,
+                   num_cameras: int = 6) -> list[Record]:
     """The frames of tracklet ``row``: info row = (start, end, pid, camid), 1-based indices
     into ``names``; each name must agree with the row's pid and camera."""
     row = int(row)
@@ -372,30 +373,34 @@ def _mars_tracklet(row: int, info: np.ndarray, names: list[str], folder: Path) -
         if name_pid != pid or int(match.group(2)) != cam:
             raise ValueError(f"MARS: {name} does not belong to tracklet {row} "
                              f"(pid {pid}, camera {cam}): the info and name files disagree")
-        camid = _camid(match.group(2), 6, path, "mars")
+        camid = _camid(match.group(2), num_cameras, path, "mars")
         records.append(Record(str(path), pid, camid, tracklet=row, frame=int(match.group(4)) - 1))
     return records
 
 
 def _mars_split(rows: Sequence[int], info: np.ndarray, names: list[str],
-                folder: Path) -> list[Record]:
+                folder: Path, num_cameras: int = 6) -> list[Record]:
     """Frames of the tracklets ``rows``, junk tracklets (pid -1) dropped."""
     records = []
     for row in rows:
         if int(info[row, 2]) != -1:
-            records.extend(_mars_tracklet(row, info, names, folder))
+            records.extend(_mars_tracklet(row, info, names, folder, num_cameras))
     return records
 
 
-def read_mars(root: str | os.PathLike) -> DatasetRecords:
+def read_mars(root: str | os.PathLike, num_cameras: int = 6) -> DatasetRecords:
     """MARS (survey §4.1), the video benchmark: one Record per frame.
 
     Query = the test tracklets listed (1-based) in ``query_IDX``; gallery = the other test
     tracklets. As in the official MARS evaluation, junk tracklets (pid -1) are ignored
     (dropped here) and distractors (pid 0) stay in the gallery. The official code keeps
     the query tracklets in the gallery but marks them junk for their own query (same
-    person, same camera), so leaving them out gives the same scores.
+    person, same camera), so leaving them out gives the same scores. ``num_cameras`` (at
+    most 9, one digit in the name) reads MARS-layout exports of worlds with more cameras,
+    e.g. the 8-camera synthetic world B (``reidlib.video.benchmark.export_mars``).
     """
+    if not 1 <= num_cameras <= 9:
+        raise ValueError(f"num_cameras must be 1..9 in the MARS naming, got {num_cameras}")
     base = _find_release("mars", root, ("MARS",), _MARS_FILES)
     info_dir = base / "info"
     train_names = info_dir.joinpath("train_name.txt").read_text().split()
@@ -408,9 +413,10 @@ def read_mars(root: str | os.PathLike) -> DatasetRecords:
     gallery_rows = np.setdiff1d(np.arange(len(test_info)), query_rows)
     records = DatasetRecords(
         "mars",
-        _mars_split(range(len(train_info)), train_info, train_names, base / "bbox_train"),
-        _mars_split(query_rows, test_info, test_names, base / "bbox_test"),
-        _mars_split(gallery_rows, test_info, test_names, base / "bbox_test"),
+        _mars_split(range(len(train_info)), train_info, train_names, base / "bbox_train",
+                    num_cameras),
+        _mars_split(query_rows, test_info, test_names, base / "bbox_test", num_cameras),
+        _mars_split(gallery_rows, test_info, test_names, base / "bbox_test", num_cameras),
     )
     _require_files("mars", records.train + records.query + records.gallery)
     return records
@@ -441,8 +447,8 @@ def read_dataset(name: str, root: str | os.PathLike, *, cuhk03_variant: str = "l
     """Read benchmark ``name`` (one of ``READERS``) from ``root``, e.g. ``data/market1501``.
 
     ``cuhk03_variant`` ("labeled" | "detected") is used by cuhk03 only; ``msmt17_version``
-    ("V1" | "V2" | None = auto-detect) by msmt17 only; ``num_cameras`` by market1501 only
-    (for Market-1501-layout exports of worlds with more than six cameras).
+    ("V1" | "V2" | None = auto-detect) by msmt17 only; ``num_cameras`` by market1501 and
+    mars only (for exports of worlds with more than six cameras in their layouts).
     """
     key = name.lower()
     if key not in READERS:
@@ -451,8 +457,8 @@ def read_dataset(name: str, root: str | os.PathLike, *, cuhk03_variant: str = "l
         return read_cuhk03(root, variant=cuhk03_variant)
     if key == "msmt17":
         return read_msmt17(root, version=msmt17_version)
-    if key == "market1501":
-        return read_market1501(root, num_cameras=num_cameras)
+    if key in ("market1501", "mars"):
+        return READERS[key](root, num_cameras=num_cameras)
     return READERS[key](root)
 
 
