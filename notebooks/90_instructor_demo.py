@@ -198,13 +198,20 @@ compare(replays, main, partner)
 # and one-camera clusters as the world's camera style grows.
 
 # %%
-plain = find(recorded, "chapter", "3", "cluster", "contrast")  # the exact name first
-with_bn = find(recorded, "chapter", "3", "camera", "bn")
-if plain and with_bn and plain != with_bn:
-    compare(replays, plain, with_bn)
-else:
-    print("Chapter 3's replays are not recorded in this profile yet: run chapter 03 first "
-          "(make course).")
+def chapter_pair(chapter, first, second):
+    """Chapter ``chapter``'s two recorded runs named by the words ``first`` and ``second``
+    (the exact name first), side by side; a note when the chapter has not run."""
+    a = find(recorded, "chapter", chapter, *first)
+    b = next((r for words in second if (r := find(recorded, "chapter", chapter, *words))),
+             None)
+    if a and b and a != b:
+        compare(replays, a, b)
+    else:
+        print(f"Chapter {chapter}'s replays are not recorded in this profile yet: run chapter "
+              f"{int(chapter):02d} first (make course).")
+
+
+chapter_pair("3", ("cluster", "contrast"), [("camera", "bn")])
 
 # %%
 dial_path = find_repo_root() / "benchmarks" / "results" / "ch3-runs-quick.json"
@@ -227,7 +234,51 @@ else:
     print(f"{dial_path} is missing: run benchmarks/chapter3_runs.py (chapter 3, section 11)")
 
 # %% [markdown]
-# ## 5. Recording your own runs
+# ## 5. Chapter 4: a source model adapts to a new world
+#
+# Chapter 4 records its clustering-based runs under "chapter 4, ...", every one started
+# from world B's supervised model and trained on world A. Side by side: the chapter's
+# baseline (Cluster Contrast from the source model) and MMT with two source models. Colour
+# by *identity*: B's model already groups many of A's people at epoch 0; watch which run
+# gathers the rest first. Then the domain-gap dial that chapter 4 recorded: direct
+# transfer and adaptation as the source world moves away from A.
+
+# %%
+chapter_pair("4", ("cluster", "contrast"), [("mmt",), ("ssg",)])
+
+# %%
+gap_path = find_repo_root() / "benchmarks" / "results" / "ch4-runs-quick.json"
+if gap_path.exists():
+    record_4 = json.loads(gap_path.read_text())
+    refs = {(r["source"], r["gap"]): r for r in record_4["references"]}
+    line = sorted((r["gap"], refs[(r["source"], r["gap"])]["direct"]["mAP"], r["mAP"])
+                  for r in record_4["runs"] if r["source"] == "B" and r["seed"] == 0
+                  and r["method"] == "Cluster Contrast" and r["settings"]["epochs"] == 12)
+    if len(line) > 1:
+        gaps, direct, adapted = zip(*line, strict=True)
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        ax.plot(gaps, direct, "o-", label="direct transfer")
+        ax.plot(gaps, adapted, "o-", label="Cluster Contrast from the source model")
+        ax.set(xlabel="domain gap g (1 = world B)", ylabel="test mAP on A",
+               title="the domain-gap dial (quick, seed 0, 12 epochs)")
+        ax.legend(fontsize=8)
+        plt.show()
+else:
+    print(f"{gap_path} is missing: run benchmarks/chapter4_runs.py --gaps (chapter 4)")
+
+# %% [markdown]
+# ## 6. Chapter 5: tracklets as free positives
+#
+# Chapter 5 records its runs under "chapter 5, ...". Side by side: Cluster Contrast on
+# single frames and UTAL, which learns from the tracklets a tracker cut. Colour by
+# *identity*: the frames of one tracklet start together in both; watch whether a person's
+# tracklets from different cameras meet.
+
+# %%
+chapter_pair("5", ("cluster", "contrast"), [("utal",)])
+
+# %% [markdown]
+# ## 7. Recording your own runs
 #
 # Any run of `reidlib.training.fit` can be replayed: pass the rows to keep in each snapshot
 # (a few dozen identities read best) and save the history with the crops of those rows:
