@@ -489,3 +489,24 @@ def test_tracklet_functions_need_tracklets():
         tracklet_purity(np.zeros(3))
     with pytest.raises(ValueError, match="images is empty"):
         tracklet_purity(images.subset(np.zeros(0, np.int64)))
+
+
+def test_subsample_tracklets_keeps_at_most_n_frames_in_order():
+    from reidlib.video.benchmark import subsample_tracklets
+
+    tracklets = np.array([1, 1, 1, 2, 2, 3, 1, 1])
+    images = ImageSet(np.zeros((8, 4, 2, 3), np.uint8), np.arange(8) + 10, np.zeros(8, int),
+                      tracklets, np.arange(8), np.arange(8))
+    out = subsample_tracklets(images, 2, seed=3)
+    kept = {t: out.frames[out.tracklets == t].tolist() for t in (1, 2, 3)}
+    assert kept[2] == [3, 4] and kept[3] == [5]  # short tracklets keep every frame
+    assert len(kept[1]) == 2 and set(kept[1]) <= {0, 1, 2, 6, 7}
+    assert out.frames.tolist() == sorted(out.frames.tolist())  # the input's row order
+    assert np.array_equal(out.pids, out.frames + 10)  # whole rows, not columns, are kept
+    assert subsample_tracklets(images, 2, seed=3).frames.tolist() == out.frames.tolist()
+    drawn = {tuple(subsample_tracklets(images, 2, seed=s).frames[:2]) for s in range(20)}
+    assert len(drawn) > 1  # the seed decides which frames
+    assert len(subsample_tracklets(images, 5)) == 8
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            subsample_tracklets(images, bad)

@@ -448,3 +448,20 @@ def tracklet_purity(images: ImageSet) -> float:
                          return_counts=True)
     starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
     return float(np.maximum.reduceat(n, starts).sum() / len(images))
+
+
+def subsample_tracklets(images: ImageSet, frames: int, seed: int = 0) -> ImageSet:
+    """At most ``frames`` frames of each tracklet, drawn at random (seeded) and kept in
+    their order: the fixed sequence length of video Re-ID code (Gao & Nevatia, 2018, sample
+    a few frames per tracklet; real MARS tracklets hold tens to hundreds of frames). A
+    tracklet with fewer frames keeps them all. Rows keep the input's order."""
+    _require_tracklets(images, "subsample_tracklets")
+    if isinstance(frames, bool) or not isinstance(frames, int | np.integer) or frames < 1:
+        raise ValueError(f"frames must be a positive integer (frames kept per tracklet), got "
+                         f"{frames!r}")
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(images), bool)
+    _, groups = _tracklet_groups(images.tracklets)
+    for rows in groups:
+        keep[rows if len(rows) <= frames else rng.choice(rows, frames, replace=False)] = True
+    return images.subset(np.flatnonzero(keep))

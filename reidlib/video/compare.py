@@ -25,6 +25,7 @@ ids themselves, no clustering).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import partial
 
@@ -39,7 +40,7 @@ from reidlib.pseudo_labels.quality import label_quality
 from reidlib.training.features import extract_features
 from reidlib.training.supervised import split_validation
 from reidlib.utils import seed_everything
-from reidlib.video.benchmark import corrupt_tracklets, video_splits
+from reidlib.video.benchmark import corrupt_tracklets, subsample_tracklets, video_splits
 from reidlib.video.pooling import (
     evaluate_tracklets,
     temporal_average,
@@ -64,7 +65,7 @@ from reidlib.video.tracklet_learning import (
     tracklet_cluster,
 )
 
-__all__ = ["BUC_RATIOS", "METHODS", "ST", "TrackletView", "buc_ratio_on_validation",
+__all__ = ["BUC_RATIOS", "FULL_FRAMES", "METHODS", "ST", "TrackletView", "buc_ratio_on_validation",
            "build_method", "learn_transit", "noisy_train", "score", "train_method",
            "video_settings"]
 
@@ -75,6 +76,9 @@ METHODS = ("Cluster Contrast", "Cluster Contrast, tracklets", "BUC, tracklets", 
 ST = {"bin_seconds": 10.0, "max_seconds": 600.0, "smooth_sigma": 10.0}
 #: BUC's final clusters per tracklet, the candidates the validation split chooses from
 BUC_RATIOS = (0.25, 0.33, 0.45, 0.6)
+#: frames kept per tracklet in the full profile (the sequence length of video Re-ID code;
+#: the quick worlds' tracklets have 2-4 frames and keep them all)
+FULL_FRAMES = 8
 
 
 class TrackletView:
@@ -120,9 +124,16 @@ def buc_ratio_on_validation(features, train, seed: int = 0, ratios=BUC_RATIOS) -
 def video_settings(profile, world, seed: int = 0) -> tuple[dict, object, Callable]:
     """(settings, splits, cluster): chapter 2's settings of ``world`` (its clustering of
     frames), the world's video split and that clustering. ``settings`` adds the tracklet
-    clustering's ``min_samples`` and BUC's ratio chosen on the validation split."""
+    clustering's ``min_samples`` and BUC's ratio chosen on the validation split. The full
+    profile keeps :data:`FULL_FRAMES` frames per tracklet in every set
+    (:func:`~.benchmark.subsample_tracklets`); the quick and smoke profiles keep all."""
     settings, _, cluster = chapter_settings(profile, world, seed)
     splits = video_splits(world)
+    frames = FULL_FRAMES if profile.name == "full" else None
+    if frames is not None:
+        splits = dataclasses.replace(splits, **{
+            name: subsample_tracklets(getattr(splits, name), frames, seed)
+            for name in ("train", "query", "gallery")})
     start = build_model(profile.arch, weights="synthetic").eval()
     features = extract_features(start, splits.train, flip=False, progress=False).numpy()
     settings = {**settings, "tracklet_min_samples": 2,
