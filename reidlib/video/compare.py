@@ -206,8 +206,7 @@ def score(model, splits, hist=None, st: dict | None = None) -> dict:
     out = {"mAP": float(r["mAP"]), "rank1": float(r["cmc"][0]), "mINP": float(r["mINP"])}
     if hist is not None:
         qv, gv = TrackletView(q), TrackletView(g)
-        qp, _ = temporal_average(qf, q.tracklets)
-        gp, _ = temporal_average(gf, g.tracklets)
+        qp, gp = r["query_features"], r["gallery_features"]  # the pooled tracklets above
         dist = rerank_st((qp @ gp.T).numpy(), hist, qv.camids, qv.times, gv.camids,
                          gv.times, bin_seconds=st["bin_seconds"])
         f = evaluate(dist, qv.pids, gv.pids, qv.camids, gv.camids)
