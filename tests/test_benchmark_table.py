@@ -1,0 +1,143 @@
+"""reidlib.benchmark.table: the chapter-6 table regenerated from recorded runs, checked
+against numbers written by hand into small results files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reidlib.benchmark.table import benchmark_table, missing_cells, read_rows, recorded_rows
+from reidlib.recipes.core import ROW_KEYS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _write(path: Path, data) -> None:
+    path.write_text(json.dumps(data))
+
+
+def _fake_results(folder: Path) -> None:
+    settings3 = {"profile": "quick", "epochs": 3}
+    _write(folder / "chapter01-seeds-quick.json", {
+        "settings": {"rounds": 4, "epochs_per_round": 2}, "upper_bound": {"mAP": 0.8},
+        "runs": [{"method": "DBSCAN-Jaccard loop", "seed": s, "mAP": m, "rank1": 0.5,
+                  "mINP": 0.3, "pairwise_f": 0.6, "seconds": 120.0}
+                 for s, m in [(0, 0.5), (1, 0.6), (2, 0.7)]]})
+    _write(folder / "ch2-seeds.json", {
+        "seeds": [0, 1], "settings": settings3,
+        "mAP": {"MMT": [0.4, 0.5], "ECN (exemplar memory)": [0.2, 0.3]}})
+    _write(folder / "ch3-runs-quick.json", {"runs": [
+        {"method": "camera BN", "style": 1.0, "seed": 0, "settings": settings3, "mAP": 0.55,
+         "rank1": 0.6, "mINP": 0.4, "pairwise_f": 0.5, "minutes": 2.0},
+        {"method": "camera BN", "style": 2.0, "seed": 0, "settings": settings3, "mAP": 0.1,
+         "rank1": 0.1, "mINP": 0.1, "pairwise_f": 0.1, "minutes": 2.0},  # a dial run: left out
+        {"method": "camera BN", "world": "B", "style": 1.0, "seed": 0, "settings": settings3,
+         "mAP": 0.45, "rank1": 0.5, "mINP": 0.3, "pairwise_f": 0.7, "minutes": 3.0},
+        {"method": "MMT", "style": 1.0, "seed": 0, "settings": settings3, "mAP": 0.9,
+         "rank1": 0.9, "mINP": 0.9, "pairwise_f": 0.9, "minutes": 1.0},
+    ]})
+    _write(folder / "ch4-runs-quick.json", {
+        "runs": [{"source": "B", "target": "A", "gap": g, "method": "Cluster Contrast",
+                  "seed": 0, "settings": {"profile": "quick", "epochs": 12}, "mAP": m,
+                  "rank1": 0.7, "mINP": 0.5, "pairwise_f": 0.6, "minutes": 5.0}
+                 for g, m in [(1.0, 0.74), (2.0, 0.5)]],
+        "references": [{"source": "B", "target": "A", "gap": 1.0,
+                        "direct": {"mAP": 0.52, "rank1": 0.6, "mINP": 0.35},
+                        "supervised": {"mAP": 0.77, "rank1": 0.8, "mINP": 0.6}}]})
+
+
+def test_rows_from_each_chapter_file_and_dials_left_out(tmp_path):
+    _fake_results(tmp_path)
+    rows = recorded_rows(tmp_path)
+    assert set(rows.columns) >= set(ROW_KEYS) | {"setting", "budget"}
+    # 3 (ch1) + 4 (ch2) + 3 (ch3, the style-2 run left out) + 1 (ch4 gap 1) + 1 (direct),
+    # less MMT's seed 0, which chapters 2 and 3 both recorded
+    assert len(rows) == 11
+    assert not ((rows.method == "camera BN") & (rows.mAP == 0.1)).any()
+    b = rows[(rows.method == "camera BN") & (rows.dataset == "synthetic:B")]
+    assert len(b) == 1 and b.mAP.iloc[0] == 0.45
+    uda = rows[rows.setting == "domain adaptation"]
+    assert set(uda.method) == {"Cluster Contrast", "direct transfer"}
+    assert (uda.source == "synthetic:B").all() and (uda.dataset == "synthetic:A").all()
+    assert uda[uda.method == "Cluster Contrast"].mAP.iloc[0] == 0.74  # gap-2 run left out
+    # of_upper: A's upper bound from chapter 1's file (0.8) unless the row brought its own
+    ch1 = rows[rows.chapter == "1"]
+    np.testing.assert_allclose(ch1.of_upper, ch1.mAP / 0.8)
+    # budgets in words
+    assert set(ch1.budget) == {"4 rounds x 2 epochs"}
+    assert set(rows[rows.chapter == "2"].budget) == {"3 epochs"}
+
+
+def test_the_same_run_in_two_files_counts_once_and_recipes_win(tmp_path):
+    _fake_results(tmp_path)
+    rows = recorded_rows(tmp_path)
+    mmt = rows[(rows.method == "MMT") & (rows.seed == 0)]
+    assert len(mmt) == 1 and mmt.mAP.iloc[0] == 0.9  # chapter 3's file, read after chapter 2's
+    recipe = dict.fromkeys(ROW_KEYS)
+    recipe.update(method="MMT", chapter="2", dataset="synthetic:A", source="", seed=0,
+                  profile="quick", mAP=0.33, rank1=0.4, mINP=0.2, pairwise_f=0.5, minutes=1.5,
+                  settings={"profile": "quick", "epochs": 3}, command="x", date="y")
+    _write(tmp_path / "ch6-runs-quick.json", {"rows": [recipe]})
+    rows = recorded_rows(tmp_path)
+    mmt = rows[(rows.method == "MMT") & (rows.seed == 0)]
+    assert len(mmt) == 1 and mmt.mAP.iloc[0] == 0.33 and mmt.minutes.iloc[0] == 1.5
+
+
+def test_table_means_and_spread_by_hand(tmp_path):
+    _fake_results(tmp_path)
+    table = benchmark_table(recorded_rows(tmp_path))
+    line = table.loc[("fully unsupervised", "synthetic:A", "", "4 rounds x 2 epochs",
+                      "DBSCAN-Jaccard loop")]
+    assert line["mAP"] == pytest.approx((0.5 + 0.6 + 0.7) / 3)
+    assert line["mAP std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7
+    assert line["seeds"] == 3 and line["minutes"] == pytest.approx(2.0)
+    assert line["of_upper"] == pytest.approx(0.6 / 0.8)
+    ecn = table.loc[("fully unsupervised", "synthetic:A", "", "3 epochs", "ECN (exemplar memory)")]
+    assert ecn["mAP"] == pytest.approx(0.25) and math.isnan(ecn["rank1"])  # mAP only
+    one = table.loc[("fully unsupervised", "synthetic:B", "", "3 epochs", "camera BN")]
+    assert one["seeds"] == 1 and math.isnan(one["mAP std"])  # one seed: no spread
+    direct = table.loc[("domain adaptation", "synthetic:A", "synthetic:B", "", "direct transfer")]
+    assert direct["of_upper"] == pytest.approx(0.52 / 0.77) and direct["family"] == "Direct"
+    # best mAP first within a block
+    block = table.loc[("fully unsupervised", "synthetic:A", "", "3 epochs")]
+    assert list(block["mAP"]) == sorted(block["mAP"], reverse=True)
+
+
+def test_missing_cells_name_seeds_and_columns(tmp_path):
+    _fake_results(tmp_path)
+    rows = recorded_rows(tmp_path)
+    grid = [("1", "DBSCAN-Jaccard loop", "synthetic:A", ""),
+            ("2", "ECN (exemplar memory)", "synthetic:A", ""),
+            ("3", "camera BN", "synthetic:B", ""), ("3", "ICE", "synthetic:A", "")]
+    missing = missing_cells(rows, grid).set_index("method")
+    assert "DBSCAN-Jaccard loop" not in missing.index  # 3 seeds, every column
+    assert missing.loc["ECN (exemplar memory)", "seeds missing"] == [2]
+    assert "rank1" in missing.loc["ECN (exemplar memory)", "columns missing"]
+    assert missing.loc["camera BN", "seeds missing"] == [1, 2]
+    assert missing.loc["ICE", "seeds missing"] == [0, 1, 2]
+
+
+def test_bad_files_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="no recorded runs"):
+        recorded_rows(tmp_path)
+    (tmp_path / "ch6-runs-quick.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        recorded_rows(tmp_path)
+    _write(tmp_path / "ch6-runs-quick.json", {"rows": [{"method": "x"}]})
+    with pytest.raises(ValueError, match="row 0 should have exactly the keys"):
+        read_rows(tmp_path / "ch6-runs-quick.json")
+    _write(tmp_path / "ch6-runs-quick.json", [1, 2])
+    with pytest.raises(ValueError, match="list 'rows'"):
+        read_rows(tmp_path / "ch6-runs-quick.json")
+
+
+def test_the_course_recorded_results_make_a_table():
+    rows = recorded_rows(REPO / "benchmarks" / "results")
+    table = benchmark_table(rows)
+    assert {"fully unsupervised", "domain adaptation", "video"} <= set(
+        table.index.get_level_values("setting"))
+    assert (table["mAP"].between(0, 1)).all()
