@@ -107,6 +107,25 @@ def test_table_means_and_spread_by_hand(tmp_path):
     assert list(block["mAP"]) == sorted(block["mAP"], reverse=True)
 
 
+def test_course_build_rows_use_the_table_names(tmp_path):
+    _fake_results(tmp_path)
+    _write(tmp_path / "course-quick.json", {
+        "03_camera_invariance": {"profile": "quick", "results": {
+            "epochs": 3, "methods": ["CAP (camera-aware proxies)", "camera BN"],
+            "methods_mAP": [0.47, 0.2], "methods_minutes": [0.5, 1.0]}},
+        "04_domain_adaptation": {"profile": "full", "results": {  # another profile: left out
+            "epochs": 3, "methods": ["MMFA (attributes + features aligned)"],
+            "methods_mAP": [0.5]}}})
+    rows = recorded_rows(tmp_path)
+    cap = rows[rows.method == "CAP"]
+    assert len(cap) == 1 and cap.mAP.iloc[0] == 0.47 and cap.minutes.iloc[0] == 0.5
+    assert cap.budget.iloc[0] == "3 epochs" and cap.dataset.iloc[0] == "synthetic:A"
+    # chapter 3's seeds file holds camera BN's seed 0 too: the later file wins
+    bn = rows[(rows.method == "camera BN") & (rows.dataset == "synthetic:A")]
+    assert len(bn) == 1 and bn.mAP.iloc[0] == 0.55
+    assert "MMFA" not in set(rows.method)
+
+
 def test_missing_cells_name_seeds_and_columns(tmp_path):
     _fake_results(tmp_path)
     rows = recorded_rows(tmp_path)

@@ -14,6 +14,8 @@ The chapters recorded their runs before this table existed, each in its own shap
 - ``ch4-runs-quick.json`` (chapter 4, both directions, domain gap 1; its ``references`` hold
   direct transfer and the target's supervised model);
 - ``ch5-runs-quick.json`` (chapter 5 on A's tracklets, no tracklet noise);
+- ``course-quick.json`` (the chapters' own builds, seed 0: chapter 3's and 4's methods
+  that no seeds file repeats; mAP and minutes only);
 - ``ch6-runs-<profile>.json`` (``benchmarks/chapter6_runs.py``: the recipes' rows, complete).
 
 Runs at another setting of a dial (camera style, domain gap, tracklet noise) are not the
@@ -48,13 +50,32 @@ FAMILIES = {
     "Cluster Contrast, camera-free sampler": "Camera",
     "Cluster Contrast, cameras centred": "Camera", "camera BN": "Camera", "CAP": "Camera",
     "ICE": "Camera", "MetaCam": "Camera", "IICS": "Camera",
-    "direct transfer": "Direct", "MMD": "FA", "MMFA": "FA", "attribute alignment": "FA",
+    "direct transfer": "Direct", "source fine-tuned (control)": "Direct",
+    "MMD": "FA", "MMFA": "FA", "attribute alignment": "FA",
     "colour transfer": "IT", "AdaIN transfer": "IT", "translator": "IT", "CamStyle": "IT",
+    "HHL + CamStyle": "IT", "cross-domain mixup": "Cluster",
     "Cluster Contrast, tracklets": "Video", "BUC, tracklets": "Video", "UTAL": "Video",
     "TAUDL": "Video",
 }
 #: the survey table each setting is compared with
 SURVEY_FAMILY = {"fully unsupervised": 4, "domain adaptation": 3, "video": 5}
+
+#: the chapters' table names (as their notebooks print them) -> the names used here
+ALIASES = {
+    "Cluster Contrast + camera BN": "camera BN", "CAP (camera-aware proxies)": "CAP",
+    "ICE (inter-instance contrast)": "ICE", "IICS (intra- / inter-camera)": "IICS",
+    "MMFA (attributes + features aligned)": "MMFA",
+    "source fine-tuned on B as rendered (control)": "source fine-tuned (control)",
+    "style: B in A's colours": "colour transfer", "style: B translated by the GAN": "translator",
+    "style: B in A's camera styles (HHL) + CamStyle": "HHL + CamStyle",
+    "SSG (global + parts)": "SSG", "MMT (two source models)": "MMT",
+    "SpCL (source classes + DSBN)": "SpCL", "UTAL (tracklets)": "UTAL",
+    "TAUDL (tracklets)": "TAUDL",
+}
+#: chapters whose quick build (``course-quick.json``) ran methods no seeds file repeats:
+#: chapter 3's CAP, ICE, IICS, MetaCam and chapter 4's alignment and style methods (B -> A)
+_COURSE_CHAPTERS = {"03_camera_invariance": ("3", "synthetic:A", ""),
+                    "04_domain_adaptation": ("4", "synthetic:A", "synthetic:B")}
 
 _RUN_FILES = ("chapter01-seeds-{p}.json", "ch2-seeds.json", "ch3-runs-{p}.json",
               "ch4-runs-{p}.json", "ch5-runs-{p}.json")
@@ -89,7 +110,7 @@ def _chapter1(data: dict, profile: str) -> list[dict]:
 def _chapter2(data: dict, profile: str) -> list[dict]:
     if data.get("settings", {}).get("profile", profile) != profile:
         return []
-    return [_row(method=name, chapter="2", dataset="synthetic:A", seed=int(seed),
+    return [_row(method=ALIASES.get(name, name), chapter="2", dataset="synthetic:A", seed=int(seed),
                  profile=profile, mAP=value, settings=data["settings"],
                  command=data.get("command", ""), date=data.get("date", ""))
             for name, values in data["mAP"].items()
@@ -114,7 +135,8 @@ def _runs(data: dict, profile: str, chapter: str) -> list[dict]:
             if noise != 0.0:
                 continue
             dataset, source = "synthetic:A", ""
-        rows.append(_row(method=r["method"], chapter=chapter, dataset=dataset, source=source,
+        rows.append(_row(method=ALIASES.get(r["method"], r["method"]), chapter=chapter,
+                         dataset=dataset, source=source,
                          seed=int(r["seed"]), profile=profile, mAP=r["mAP"], rank1=r["rank1"],
                          mINP=r["mINP"], pairwise_f=r.get("pairwise_f"),
                          minutes=r.get("minutes"), settings=r.get("settings", {}),
@@ -133,6 +155,25 @@ def _runs(data: dict, profile: str, chapter: str) -> list[dict]:
             for row in rows:
                 if row["dataset"] == f"synthetic:{ref['target']}" and row["upper_mAP"] is None:
                     row["upper_mAP"] = upper
+    return rows
+
+
+def _course(data: dict, profile: str) -> list[dict]:
+    """Seed 0 of the chapters' own builds (``course-quick.json``): mAP and minutes only."""
+    rows = []
+    for name, (chapter, dataset, source) in _COURSE_CHAPTERS.items():
+        entry = data.get(name, {})
+        results = entry.get("results", {})
+        if entry.get("profile") != profile or "methods" not in results:
+            continue
+        minutes = results.get("methods_minutes", [None] * len(results["methods"]))
+        for method, value, spent in zip(results["methods"], results["methods_mAP"], minutes,
+                                        strict=True):
+            rows.append(_row(method=ALIASES.get(method, method), chapter=chapter,
+                             dataset=dataset, source=source, seed=0, profile=profile,
+                             mAP=value, minutes=spent,
+                             settings={"profile": profile, "epochs": results.get("epochs")},
+                             command=f"python -m reidlib.course run {name[:2]}"))
     return rows
 
 
@@ -163,7 +204,8 @@ def recorded_rows(results_dir: str | os.PathLike, profile: str = "quick",
     results_dir = Path(results_dir)
     readers = (_chapter1, _chapter2, lambda d, p: _runs(d, p, "3"),
                lambda d, p: _runs(d, p, "4"), lambda d, p: _runs(d, p, "5"))
-    rows = []
+    course = results_dir / f"course-{profile}.json"
+    rows = _course(_read(course), profile) if course.exists() else []
     for pattern, reader in zip(_RUN_FILES, readers, strict=True):
         path = results_dir / pattern.format(p=profile)
         if path.exists():
