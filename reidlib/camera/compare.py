@@ -99,20 +99,27 @@ def build_method(name: str, backbone: Callable, train, settings: dict, cluster: 
 
 
 def train_method(name: str, session, world, settings: dict, train, cluster,
-                 seed: int = 0) -> MethodResult:
+                 seed: int = 0, progress: bool = False, **fit_args) -> MethodResult:
     """Build ``name`` from the shared start (``session``'s profile and device), train it with
     ``settings``' budget (``epochs``, ``p``, ``k``, ``lr``; ``iters`` for the reference
-    sampler, one pass for the others) and score it on ``world``: camera BN with its own
-    test-time step, every other method with ``session.score``."""
+    sampler, one pass for the others; the method's published ``recipe`` when
+    ``settings["epochs"]`` is None, the full profile, as the notebook's ``budget``) and score
+    it on ``world``: camera BN with its own test-time step, every other method with
+    ``session.score``. ``fit_args`` (e.g. ``val``, ``keep_best``, ``checkpoint``: the
+    command-line recipes of ``reidlib.recipes``) go to :func:`reidlib.training.fit`."""
     def backbone():
         return build_model(session.profile.arch, weights="synthetic").to(session.device)
 
     seed_everything(seed)
     method, extra = build_method(name, backbone, train, settings, cluster, seed=seed)
-    budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-              "lr": settings["lr"],
-              "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    if settings["epochs"] is None:
+        budget = dict(method.recipe)
+    else:
+        budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
+                  "lr": settings["lr"],
+                  "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
     budget.update({key: value for key, value in extra.items() if key == "iters"})
+    budget.update(fit_args)
     if isinstance(method, CameraBNContrast):
         def score(model):
             return camera_bn_score(model, world)
@@ -120,5 +127,5 @@ def train_method(name: str, session, world, settings: dict, train, cluster,
         def score(model):
             return session.score(model, world)
     return train_and_score(method, train, cluster=cluster, clustering=extra.get("clustering"),
-                           score=score, seed=seed, progress=False,
+                           score=score, seed=seed, progress=progress,
                            extract=extra.get("extract"), **budget)

@@ -100,15 +100,17 @@ def pseudo_label_rounds(model, train: ImageSet, cluster, *, rounds: int, epochs_
 
 
 def _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed, progress,
-                rows) -> History:
-    """The loop itself: :func:`~reidlib.training.fit` re-clustering every round."""
+                rows, val=None, keep_best=False, checkpoint=None) -> History:
+    """The loop itself: :func:`~reidlib.training.fit` re-clustering every round (``val``,
+    ``keep_best`` and ``checkpoint`` go to fit unchanged)."""
     if rounds < 1 or epochs_per_round < 1:
         raise ValueError(f"rounds and epochs_per_round must be >= 1, got {rounds}, "
                          f"{epochs_per_round}")
     method = PseudoLabelClassification(model, classifier_init="random", seed=seed)
     return fit(method, train, cluster=cluster, recluster_every=epochs_per_round,
                epochs=rounds * epochs_per_round, p=p, k=k, lr=lr, schedule="constant",
-               decay="matrices", seed=seed, progress=progress, snapshot_rows=rows)
+               decay="matrices", seed=seed, progress=progress, snapshot_rows=rows,
+               val=val, keep_best=keep_best, checkpoint=checkpoint)
 
 
 @dataclass
@@ -140,17 +142,22 @@ class LoopRun:
 
 def pseudo_label_loop(model, train: ImageSet, cluster, *, rounds: int, epochs_per_round: int,
                       p: int, k: int, lr: float, seed: int = 0, rows=None,
-                      progress: bool = True) -> LoopRun:
+                      progress: bool = True, val=None, keep_best: bool = False,
+                      checkpoint=None) -> LoopRun:
     """:func:`pseudo_label_rounds`, then one more clustering of the trained model's features.
 
     Same arguments; ``rows`` (default: all) are the training-set rows kept in the snapshots
     (a few identities make a readable explorer and a small replay), while every quality is
     that of the whole clustering. Progress bars and per-epoch lines follow
-    :func:`reidlib.utils.progress_enabled` (none in a static build).
+    :func:`reidlib.utils.progress_enabled` (none in a static build). ``val`` (a validation
+    query / gallery of held-out *training* identities), ``keep_best`` and ``checkpoint``
+    (resumed after a kill) are :func:`~reidlib.training.fit`'s (the command-line recipes,
+    ``reidlib.recipes``, use them); the defaults are the chapter's loop.
     """
     start = time.perf_counter()
     history = _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed,
-                          progress_enabled(progress), rows)
+                          progress_enabled(progress), rows, val=val, keep_best=keep_best,
+                          checkpoint=checkpoint)
     features = extract_features(model, train, flip=False, progress=False).numpy()
     labels = contiguous(cluster_features(cluster, features, rounds))[0]
     quality, snapshot = record_round(rounds, features, labels, train, name="after training",

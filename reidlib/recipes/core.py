@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ROW_KEYS", "Recipe", "RecipeResult", "RecipeRun", "result_row"]
+__all__ = ["ROW_KEYS", "VAL_FRACTION", "Recipe", "RecipeInputError", "RecipeResult", "RecipeRun",
+           "model_selection", "result_row"]
 
 #: the keys of one benchmark-table row, in order (``settings`` is a dict, the rest scalars;
 #: ``source`` is "" for a method without a source dataset; ``upper_mAP`` and ``of_upper``
@@ -22,6 +23,14 @@ ROW_KEYS = ("method", "chapter", "dataset", "source", "seed", "profile", "mAP", 
             "pairwise_f", "minutes", "upper_mAP", "of_upper", "settings", "command", "date")
 
 _NAME = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+#: the share of training identities held out to pick the model (never the test split)
+VAL_FRACTION = 0.1
+
+
+class RecipeInputError(ValueError):
+    """The dataset cannot support the recipe (too few identities, no tracklets...): the
+    command line prints the message as one error, without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -93,3 +102,28 @@ def result_row(recipe: Recipe, run: RecipeRun, result: RecipeResult, *, command:
            "of_upper": None if not upper_mAP else float(s["mAP"]) / upper_mAP,
            "settings": result.settings, "command": command, "date": date}
     return {key: row[key] for key in ROW_KEYS}
+
+
+def model_selection(run: RecipeRun, train) -> dict:
+    """:func:`reidlib.training.fit` arguments for model selection and resuming: ``val`` (the
+    query / gallery of :data:`VAL_FRACTION` of ``train``'s identities, held out by
+    :func:`reidlib.training.supervised.split_validation` with ``run.seed``), ``keep_best``
+    and ``checkpoint`` (``run.workdir / "fit.pt"``, saved atomically after every epoch and
+    resumed after a kill).
+
+    The validation identities' labels only *score* epochs, never train: training still sees
+    their images, unlabelled, like every other training image (the held-out split of
+    OpenUnReID; the test split is never looked at). Raises :class:`RecipeInputError` when
+    ``train`` is too small to hold identities out.
+    """
+    from reidlib.training.supervised import split_validation
+
+    try:
+        _, query, gallery = split_validation(train, VAL_FRACTION, run.seed)
+    except ValueError as err:
+        raise RecipeInputError(
+            f"{run.dataset or 'the dataset'}: its training split ({len(train)} images, "
+            f"{len(set(train.pids.tolist()))} identities) is too small for a validation "
+            f"split: {err}") from None
+    return {"val": (query, gallery), "keep_best": True,
+            "checkpoint": Path(run.workdir) / "fit.pt"}
