@@ -35,7 +35,7 @@ from reidlib.feature_learning.part_contrast import PartContrast
 from reidlib.training.features import extract_features
 from reidlib.utils import seed_everything
 
-__all__ = ["METHODS", "build_method", "gap_recovered", "source_model", "train_method"]
+__all__ = ["METHODS", "budget", "build_method", "gap_recovered", "source_model", "train_method"]
 
 #: the clustering-based UDA methods (§3.4.3), each started from the source model
 METHODS = ("Cluster Contrast", "Cluster Contrast, cameras centred", "camera BN", "SSG", "MMT",
@@ -68,6 +68,18 @@ def gap_recovered(adapted: float, direct: float, supervised: float) -> float:
         raise ValueError(f"the supervised target model ({supervised:.4f}) must beat direct "
                          f"transfer ({direct:.4f}) for a gap to exist")
     return (adapted - direct) / (supervised - direct)
+
+
+def budget(method, settings: dict) -> dict:
+    """``fit``'s budget for ``method``: the target's chapter-2 budget (``epochs``, ``p``,
+    ``k``, ``lr``; ``iters`` for the reference sampler), or in the full profile
+    (``settings["epochs"]`` None) the method's own recipe, MMT's UDA recipe for a method
+    that publishes none (the notebook's rule)."""
+    if settings["epochs"] is None:
+        return dict(method.recipe or MutualMeanTeaching.recipe)
+    return {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
+            "lr": settings["lr"],
+            "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
 
 
 def _dsbn_extract(model, images):
@@ -112,11 +124,14 @@ def build_method(name: str, start: Callable[[int], object], target_train, source
 
 
 def train_method(name: str, session, source_world, target_world, settings: dict, train,
-                 cluster, seed: int = 0) -> MethodResult:
+                 cluster, seed: int = 0, *, progress: bool = False, checkpoint=None,
+                 val=None, keep_best: bool = False) -> MethodResult:
     """Build ``name`` from the source model(s), train it on the target with ``settings``'
-    budget (``epochs``, ``p``, ``k``, ``lr``; ``iters`` for the reference sampler) and score
-    it on ``target_world``'s test split. ``train``, ``cluster``: the target's training
-    images and clustering (``chapter_settings(profile, target_world)``)."""
+    budget (:func:`budget`) and score it on ``target_world``'s test split. ``train``,
+    ``cluster``: the target's training images and clustering (``chapter_settings(profile,
+    target_world)``). ``checkpoint``, ``val``, ``keep_best``: passed to ``fit`` (a run
+    saved every epoch and resumed; validation (query, gallery) and the best epoch's
+    weights kept)."""
     sources = {}
 
     def start(s):
@@ -128,10 +143,8 @@ def train_method(name: str, session, source_world, target_world, settings: dict,
     seed_everything(seed)
     method, extra = build_method(name, start, train, source_train, settings, cluster,
                                  seed=seed)
-    budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-              "lr": settings["lr"],
-              "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
-    budget.update({key: extra[key] for key in ("iters", "domains") if key in extra})
+    fit_budget = budget(method, settings)
+    fit_budget.update({key: extra[key] for key in ("iters", "domains") if key in extra})
     fit_train = extra.get("train", train)
     if isinstance(method, CameraBNContrast):
         def score(model):
@@ -144,6 +157,6 @@ def train_method(name: str, session, source_world, target_world, settings: dict,
                 return session.score(model, target_world)
     return train_and_score(method, fit_train, cluster=cluster,
                            clustering=extra.get("clustering"), score=score, seed=seed,
-                           progress=False, extract=extra.get("extract"), scored=train,
-                           **budget)
+                           progress=progress, extract=extra.get("extract"), scored=train,
+                           checkpoint=checkpoint, val=val, keep_best=keep_best, **fit_budget)
 

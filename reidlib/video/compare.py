@@ -121,14 +121,16 @@ def buc_ratio_on_validation(features, train, seed: int = 0, ratios=BUC_RATIOS) -
     return float(ratios[int(np.argmax(scores))])
 
 
-def video_settings(profile, world, seed: int = 0) -> tuple[dict, object, Callable]:
+def video_settings(profile, world, seed: int = 0, splits=None) -> tuple[dict, object, Callable]:
     """(settings, splits, cluster): chapter 2's settings of ``world`` (its clustering of
     frames), the world's video split and that clustering. ``settings`` adds the tracklet
     clustering's ``min_samples`` and BUC's ratio chosen on the validation split. The full
     profile keeps :data:`FULL_FRAMES` frames per tracklet in every set
-    (:func:`~.benchmark.subsample_tracklets`); the quick and smoke profiles keep all."""
+    (:func:`~.benchmark.subsample_tracklets`); the quick and smoke profiles keep all.
+    ``splits``: a video split already in the MARS protocol (a real MARS read by
+    ``read_mars``); default :func:`~.benchmark.video_splits` of the world."""
     settings, _, cluster = chapter_settings(profile, world, seed)
-    splits = video_splits(world)
+    splits = video_splits(world) if splits is None else splits
     frames = FULL_FRAMES if profile.name == "full" else None
     if frames is not None:
         splits = dataclasses.replace(splits, **{
@@ -216,7 +218,8 @@ def score(model, splits, hist=None, st: dict | None = None) -> dict:
 
 
 def train_method(name: str, session, splits, settings: dict, cluster, seed: int = 0,
-                 noise: float = 0.0, progress: bool = False, snapshot_rows=None
+                 noise: float = 0.0, progress: bool = False, snapshot_rows=None, *,
+                 transit: bool = True, checkpoint=None, val=None, keep_best: bool = False
                  ) -> tuple[MethodResult, dict]:
     """Build ``name`` from chapter 2's start, train it with ``settings``' budget on the video
     split's training frames (a share ``noise`` of their tracklets broken first) and score
@@ -225,7 +228,11 @@ def train_method(name: str, session, splits, settings: dict, cluster, seed: int 
     report (``learn_transit``), the training frames as trained on (``train``), the trained
     ``model`` (in eval mode) and its ``train_features``, and for UTAL the precision of its
     final cross-camera associations. ``snapshot_rows``: the training rows kept in the
-    explorer's snapshots (clean tracklets only: noise drops rows)."""
+    explorer's snapshots (clean tracklets only: noise drops rows). ``transit=False``: no
+    transit histograms and no fused scores (a dataset without a clock, e.g. MARS, whose
+    frame numbers restart in every tracklet); ``info["transit"]`` is then empty.
+    ``checkpoint``, ``val``, ``keep_best``: passed to ``fit`` (saved every epoch and
+    resumed; validation (query, gallery) and the best epoch's weights kept)."""
     def backbone():
         return build_model(session.profile.arch, weights="synthetic").to(session.device)
 
@@ -242,15 +249,17 @@ def train_method(name: str, session, splits, settings: dict, cluster, seed: int 
 
     def video_score(model):
         features = extract_features(model, train, flip=False, progress=False)
+        kept.update(model=model, train_features=features)
+        if not transit:
+            return score(model, splits)
         hist, report = learn_transit(features, train)
         learnt.update(hist=hist, **report)
-        kept.update(model=model, train_features=features)
         return score(model, splits, hist)
 
     result = train_and_score(method, train, cluster=cluster,
                              clustering=extra.get("clustering"), score=video_score,
                              seed=seed, progress=progress, snapshot_rows=snapshot_rows,
-                             **budget,
+                             checkpoint=checkpoint, val=val, keep_best=keep_best, **budget,
                              **({"labels": extra["labels"]} if "labels" in extra else {}))
     info = {"noise": noise_report, "transit": learnt, "train": train, **kept}
     if isinstance(method, UTAL):
