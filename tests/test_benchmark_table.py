@@ -81,10 +81,21 @@ def test_the_same_run_in_two_files_counts_once_and_recipes_win(tmp_path):
     recipe.update(method="MMT", chapter="2", dataset="synthetic:A", source="", seed=0,
                   profile="quick", mAP=0.33, rank1=0.4, mINP=0.2, pairwise_f=0.5, minutes=1.5,
                   settings={"profile": "quick", "epochs": 3}, command="x", date="y")
-    _write(tmp_path / "ch6-runs-quick.json", {"rows": [recipe]})
+    selected = {**recipe, "mAP": 0.44, "settings": {"profile": "quick", "epochs": 3,
+                                                    "best_epoch": 2}}
+    uda = {**recipe, "method": "Cluster Contrast (from the source)", "chapter": "4",
+           "source": "synthetic:B", "settings": {"profile": "quick", "epochs": 12}}
+    _write(tmp_path / "ch6-runs-quick.json", {"rows": [recipe, selected, uda]})
     rows = recorded_rows(tmp_path)
     mmt = rows[(rows.method == "MMT") & (rows.seed == 0)]
-    assert len(mmt) == 1 and mmt.mAP.iloc[0] == 0.33 and mmt.minutes.iloc[0] == 1.5
+    last = mmt[mmt.budget == "3 epochs"]
+    assert len(last) == 1 and last.mAP.iloc[0] == 0.33 and last.minutes.iloc[0] == 1.5
+    # the best validation epoch is another protocol: its own line, never merged with the last
+    best = mmt[mmt.budget == "3 epochs, best on validation"]
+    assert len(best) == 1 and best.mAP.iloc[0] == 0.44
+    # a recipe's title is the table's name: it replaces chapter 4's row of the same run
+    cc = rows[(rows.setting == "domain adaptation") & (rows.method == "Cluster Contrast")]
+    assert len(cc) == 1 and cc.mAP.iloc[0] == 0.33
 
 
 def test_table_means_and_spread_by_hand(tmp_path):

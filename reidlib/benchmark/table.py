@@ -50,7 +50,9 @@ FAMILIES = {
     "Cluster Contrast, camera-free sampler": "Camera",
     "Cluster Contrast, cameras centred": "Camera", "camera BN": "Camera", "CAP": "Camera",
     "ICE": "Camera", "MetaCam": "Camera", "IICS": "Camera",
-    "direct transfer": "Direct", "source fine-tuned (control)": "Direct",
+    "BUC loop": "Cluster", "HCT loop": "Cluster",
+    "SMP loop (K-means + reciprocal filter)": "Cluster",
+    "direct transfer": "Direct", "source fine-tuned (control)": "Direct", "AdaBN": "Direct",
     "MMD": "FA", "MMFA": "FA", "attribute alignment": "FA",
     "colour transfer": "IT", "AdaIN transfer": "IT", "translator": "IT", "CamStyle": "IT",
     "HHL + CamStyle": "IT", "cross-domain mixup": "Cluster",
@@ -71,6 +73,16 @@ ALIASES = {
     "SSG (global + parts)": "SSG", "MMT (two source models)": "MMT",
     "SpCL (source classes + DSBN)": "SpCL", "UTAL (tracklets)": "UTAL",
     "TAUDL (tracklets)": "TAUDL",
+    # the recipes' titles (python -m reidlib.recipes list)
+    "direct transfer (source model)": "direct transfer",
+    "direct transfer, target BN statistics (AdaBN)": "AdaBN",
+    "CamStyle + Cluster Contrast": "CamStyle", "style: colour transfer": "colour transfer",
+    "style: CycleGAN / SPGAN translation": "translator",
+    "style: target camera styles (HHL)": "HHL + CamStyle", "MMD alignment": "MMD",
+    "MMFA (features + attributes)": "MMFA", "camera BN (from the source)": "camera BN",
+    "Cluster Contrast, cameras centred (from the source)": "Cluster Contrast, cameras centred",
+    "Cluster Contrast (from the source)": "Cluster Contrast",
+    "Cluster Contrast, frames": "Cluster Contrast",
 }
 #: chapters whose quick build (``course-quick.json``) ran methods no seeds file repeats:
 #: chapter 3's CAP, ICE, IICS, MetaCam and chapter 4's alignment and style methods (B -> A)
@@ -211,7 +223,8 @@ def recorded_rows(results_dir: str | os.PathLike, profile: str = "quick",
         if path.exists():
             rows += reader(_read(path), profile)
     recipes = results_dir / f"ch6-runs-{profile}.json"
-    recipe_rows = read_rows(recipes) if recipes.exists() else []
+    recipe_rows = [{**r, "method": ALIASES.get(r["method"], r["method"])}
+                   for r in (read_rows(recipes) if recipes.exists() else [])]
     if not rows and not recipe_rows:
         raise ValueError(f"no recorded runs of profile {profile!r} under {results_dir}")
     frame = pd.DataFrame(rows + recipe_rows, columns=list(ROW_KEYS))
@@ -232,10 +245,15 @@ def recorded_rows(results_dir: str | os.PathLike, profile: str = "quick",
 
 
 def _budget(settings: dict) -> str:
-    """A run's training budget in words: "3 epochs", "4 rounds x 2 epochs", or "" (none)."""
+    """A run's training budget in words: "3 epochs", "4 rounds x 2 epochs", or "" (none);
+    ", best on validation" is added where the weights kept are those of the best validation
+    epoch (the recipes), not the last (the chapters)."""
     if settings.get("rounds"):
-        return f"{settings['rounds']} rounds x {settings['epochs_per_round']} epochs"
-    return f"{settings['epochs']} epochs" if settings.get("epochs") else ""
+        budget = f"{settings['rounds']} rounds x {settings['epochs_per_round']} epochs"
+    else:
+        budget = f"{settings['epochs']} epochs" if settings.get("epochs") else ""
+    # a recipe that kept its best validation epoch is another protocol than the last epoch
+    return f"{budget}, best on validation" if settings.get("best_epoch") is not None else budget
 
 
 def _setting(chapter: str, source: str) -> str:
