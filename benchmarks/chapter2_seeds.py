@@ -20,22 +20,13 @@ import time
 from pathlib import Path
 
 from reidlib.data.synthetic import load_world
-from reidlib.feature_learning import (
-    ECN,
-    ClusterContrast,
-    MutualMeanTeaching,
-    PartContrast,
-    SpCL,
-    credible_selector,
-    train_and_score,
-)
+from reidlib.feature_learning import train_and_score
 from reidlib.feature_learning.compare import chapter_settings as shared_settings
 from reidlib.models import build_model
 from reidlib.notebook import setup
-from reidlib.training import PseudoLabelClassification
+from reidlib.recipes.image import CHAPTER2_BUILDERS, DCML_DROP_SHARE, ECN_K
 from reidlib.utils import atomic_path, seed_everything
 
-DCML_DROP_SHARE, ECN_K = 0.2, 6
 OUT = Path(__file__).resolve().parent / "results" / "ch2-seeds.json"
 
 
@@ -46,20 +37,9 @@ def chapter_settings(session, world):
 
 
 def methods(backbone, settings, cluster):
-    """name -> (method, extra fit arguments), in the notebook's order."""
-    spcl = SpCL(backbone(), eps=settings["eps"], k1=settings["k1"])
-    dcml = ClusterContrast(backbone())
-    dcml.name = "Cluster Contrast + DCML selection"
-    return [
-        (PseudoLabelClassification(backbone(), ce=True, triplet=True), {}),
-        (PseudoLabelClassification(backbone(), ce=False, triplet=True), {}),
-        (ECN(backbone(), k=settings["ecn_k"]), {}),
-        (ClusterContrast(backbone()), {}),
-        (spcl, {"clustering": spcl.cluster}),
-        (MutualMeanTeaching(backbone()), {}),
-        (PartContrast(backbone(), cluster), {}),
-        (dcml, {"select": credible_selector(k=5, drop_share=settings["dcml_drop_share"])}),
-    ]
+    """name -> (method, extra fit arguments), in the notebook's order: the builders the
+    command-line recipes use (``reidlib.recipes.image.CHAPTER2_BUILDERS``)."""
+    return [build(backbone, settings, cluster) for build in CHAPTER2_BUILDERS]
 
 
 def run_seed(session, world, settings, train, cluster, seed: int) -> dict:

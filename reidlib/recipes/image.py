@@ -29,7 +29,7 @@ from reidlib.recipes.core import Recipe, RecipeInputError, RecipeResult, RecipeR
 
 __all__ = ["RECIPES"]
 
-DCML_DROP_SHARE, DCML_K, ECN_K = 0.2, 5, 6  # chapter 2's (benchmarks/chapter2_seeds.py)
+DCML_DROP_SHARE, DCML_K, ECN_K = 0.2, 5, 6  # chapter 2's (the notebook's section 5)
 SMP_K = 3  # chapter 1a's reciprocal neighbours
 BUC_DIVERSITY = 0.005  # chapter 1's lambda of Eq. 2 (BUC's default)
 BUC_MAX_N = 5000  # buc_labels' dense N x N matrix
@@ -218,6 +218,11 @@ def _dcml(backbone, settings, cluster):
     dcml = ClusterContrast(backbone())
     dcml.name = "Cluster Contrast + DCML selection"
     return dcml, {"select": credible_selector(k=DCML_K, drop_share=settings["dcml_drop_share"])}
+
+
+#: chapter 2's methods in the notebook's order: ``build(backbone, settings, cluster) ->
+#: (method, extra train_and_score arguments)``; ``benchmarks/chapter2_seeds.py`` uses them too
+CHAPTER2_BUILDERS = (_ce_triplet, _triplet, _ecn, _cluster_contrast, _spcl, _mmt, _parts, _dcml)
 
 
 # ------------------------------------------------------------------------------ chapter 3
