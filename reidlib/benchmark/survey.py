@@ -340,12 +340,13 @@ def plot_map_over_years(df: pd.DataFrame, setting: str, target: str, ax: Axes | 
     for i, family in enumerate(sorted(families.unique())):
         colour = f"C{i}"
         mine = rows[families == family]
-        ax.scatter(mine["year"], mine[metric], color=colour, alpha=0.6, label=f"{family} methods")
+        name = "" if family == NO_FAMILY else f"{family} "  # no "all methods methods"
+        ax.scatter(mine["year"], mine[metric], color=colour, alpha=0.6, label=f"{name}methods")
         best = mine.groupby("year")[metric].max().cummax()
         # one more step half a year on, so that the last year's level shows as a line
         years = np.r_[best.index.to_numpy(float), best.index.max() + 0.5]
         ax.step(years, np.r_[best.to_numpy(), best.iloc[-1]], where="post", color=colour,
-                label=f"{family}: running best")
+                label=f"{family}: running best" if name else "running best")
     pair = f"{rows['source'].iloc[0]} -> {target}" if setting == "uda" else target
     ax.set_title(f"{TABLE_TITLES[_table_of(rows)]}\n{metric} on {pair}")
     ax.set_xlabel("year")
