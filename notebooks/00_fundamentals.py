@@ -32,6 +32,14 @@
 # The course follows the survey *Unsupervised Person Re-Identification: A Systematic Survey
 # of Challenges and Solutions* (Lin et al., arXiv:2109.06057); section and equation numbers
 # below refer to it.
+#
+# **On a real dataset.** With `REID_DATASET=market1501:PATH` (or another layout of
+# `data/README.md`) the chapter runs on that dataset in place of world A. What only the
+# renderer knows is skipped, each time with a sentence saying so: the people's attributes
+# and the export of world A to Market-1501's layout (the dataset already is in its layout).
+# The tour shows one crop per camera where a dataset has no tracklets. The numbers are
+# those of that dataset at the profile's image size, not comparable with the synthetic
+# world's or with the prose below, which quotes the synthetic world.
 
 # %%
 # Colab, or a Jupyter without the course: fetch and install it (once).
@@ -64,9 +72,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import display
 
 from reidlib.data.datasets import read_dataset
-from reidlib.data.synthetic import export_market1501, load_world
+from reidlib.data.synthetic import export_market1501
 from reidlib.evaluation import evaluate, pairwise_distance
 from reidlib.evaluation.camera_bias import camera_confusions, same_camera_nearest_share
 from reidlib.handcrafted import colour_texture_features, per_camera_normalise
@@ -104,7 +113,7 @@ profile = session.profile
 # cameras, world `B` a winter one with eight (chapter 4 uses the gap between them).
 
 # %%
-world = load_world("A", profile.name)
+world = session.world("A")
 print(world.summary())
 
 # %% [markdown]
@@ -119,7 +128,9 @@ people = np.unique(train.pids)[:4]
 rows = []
 for pid in people:
     idx = np.flatnonzero(train.pids == pid)
-    _, first = np.unique(train.tracklets[idx], return_index=True)
+    # a dataset without tracklets (-1) shows one crop per camera instead
+    passes = train.camids[idx] if (train.tracklets[idx] < 0).all() else train.tracklets[idx]
+    _, first = np.unique(passes, return_index=True)
     rows.append(idx[first][:6])
 image_rows(train.images, rows, titles=[[f"c{train.camids[i] + 1}" for i in r] for r in rows],
            row_labels=[f"id {pid}" for pid in people])
@@ -130,7 +141,10 @@ image_rows(train.images, rows, titles=[[f"c{train.camids[i] + 1}" for i in r] fo
 # alignment and chapter 6 for text queries.
 
 # %%
-pd.DataFrame(world.describe_people(people), index=[f"id {pid}" for pid in people])
+if session.on_real_data:
+    print("skipped on a real dataset: its people's attributes were never labelled here")
+else:
+    display(pd.DataFrame(world.describe_people(people), index=[f"id {pid}" for pid in people]))
 
 # %% [markdown]
 # And one camera at a time (different people in each row). Each camera paints everyone
@@ -156,16 +170,20 @@ image_rows(train.images, rows, row_labels=[f"camera {c + 1}" for c in cams])
 # as `data/README.md` describes and call `read_dataset(name, root)`.
 
 # %%
-export_dir = session.results_dir.parent / f"market1501-{world.name}"
-if not export_dir.exists():
-    export_market1501(world, export_dir, progress=False)
-records = read_dataset("market1501", export_dir)
-print(records.summary())
-print("first query file:", records.query[0].path.split("/")[-1])
-junk = int((world.gallery.pids == -1).sum())
-print(f"gallery: {len(world.gallery)} crops exported, {junk} of them junk ('-1_c...' files); "
-      f"{len(records.gallery)} read back")
-assert len(records.gallery) == len(world.gallery) - junk and len(records.query) == len(world.query)
+if session.on_real_data:
+    print(f"skipped on a real dataset: {session.dataset} was read from its own layout already")
+else:
+    export_dir = session.results_dir.parent / f"market1501-{world.name}"
+    if not export_dir.exists():
+        export_market1501(world, export_dir, progress=False)
+    records = read_dataset("market1501", export_dir)
+    print(records.summary())
+    print("first query file:", records.query[0].path.split("/")[-1])
+    junk = int((world.gallery.pids == -1).sum())
+    print(f"gallery: {len(world.gallery)} crops exported, {junk} of them junk ('-1_c...' "
+          f"files); {len(records.gallery)} read back")
+    assert len(records.gallery) == len(world.gallery) - junk
+    assert len(records.query) == len(world.query)
 
 # %% [markdown]
 # Two counts differ between the world and what the reader returns, and both are the

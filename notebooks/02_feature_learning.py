@@ -34,6 +34,12 @@
 # merges some people, splits others and leaves images out. This chapter is about learning
 # *well* from such labels. Each method is built in a few lines of plain torch, checked
 # against the library on a real batch, and only then trained.
+#
+# **On a real dataset.** With `REID_DATASET=market1501:PATH` (or another layout of
+# `data/README.md`) the chapter runs on that dataset in place of world A, every section
+# included: it needs only images, camera ids and the identities that score the results. The
+# numbers are those of that dataset at the profile's image size, not comparable with the
+# synthetic world's or with the prose, which quotes the synthetic world.
 
 # %%
 # Colab, or a Jupyter without the course: fetch and install it (once).
@@ -74,7 +80,6 @@ from sklearn.metrics import roc_auc_score
 from torch.testing import assert_close
 
 from reidlib.data.augment import train_augment
-from reidlib.data.synthetic import load_world
 from reidlib.feature_learning import (
     ECN,
     ClusterContrast,
@@ -119,7 +124,7 @@ profile = session.profile
 # per-camera normalisation of the features (which uses camera ids, never identities).
 
 # %%
-world = load_world("A", profile.name)
+world = session.world("A")
 train = world.train.subset(world.train.pids >= 0)  # junk crops have no identity to score
 
 
@@ -651,6 +656,9 @@ table.style.format(TABLE_FORMAT, na_rep="")
 # %%
 seeds_path = find_repo_root() / "benchmarks" / "results" / "ch2-seeds.json"
 seeds = json.loads(seeds_path.read_text()) if seeds_path.exists() else None
+if session.on_real_data:  # the seeds were recorded on the synthetic world
+    print(f"{seeds_path.name} holds the synthetic world's runs: not shown on a real dataset")
+    seeds = None
 if seeds is not None and seeds["settings"] != settings:
     changed = ", ".join(f"{key} {seeds['settings'].get(key)} (here {value})"
                         for key, value in settings.items() if seeds["settings"].get(key) != value)

@@ -13,10 +13,16 @@ the chapter's headline numbers to ``<results_dir>/<chapter>.json``; the course r
 Paths: ``cache_dir`` is ``data/cache`` under the repository root (``$REID_CACHE``
 overrides it) and ``results_dir`` is ``build/results`` (``$REID_BUILD/results`` when
 ``$REID_BUILD`` names another build folder).
+
+Data: ``session.world("A")`` is the chapter's world A, rendered at the profile's size;
+with ``$REID_DATASET`` set to a real release (``market1501:PATH``, ``mars:PATH``, ...;
+see :func:`reidlib.recipes.datasets.parse_dataset`) it is that dataset instead, and
+``session.on_real_data`` tells a chapter to skip what only a rendered world knows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -38,6 +44,8 @@ _CHAPTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # A results file holds headline numbers, not data: a list longer than this belongs in
 # the cache as an array, not in results.json.
 MAX_RECORD_ITEMS = 1000
+#: names a real dataset that replaces world A in every chapter (``market1501:PATH``, ...)
+DATASET_VARIABLE = "REID_DATASET"
 
 
 @dataclass
@@ -50,12 +58,59 @@ class Session:
     seed: int
     cache_dir: Path
     results_dir: Path
+    dataset: str | None = None
+
+    @property
+    def on_real_data(self) -> bool:
+        """Whether ``$REID_DATASET`` replaces world A by a real dataset (``self.dataset``):
+        then the renderer's knowledge (attributes, camera styles, transit times, the dials)
+        is unknown and the numbers are not comparable with the course's."""
+        return self.dataset is not None
 
     @property
     def replay_dir(self) -> Path:
         """Where chapters record runs for the instructor's demo: one folder per profile, so a
-        smoke run never overwrites the quick profile's recordings."""
-        return self.cache_dir / "replays" / self.profile.name
+        smoke run never overwrites the quick profile's recordings (and one per dataset on
+        real data, so a real run never overwrites the synthetic world's)."""
+        if self.dataset is None:
+            return self.cache_dir / "replays" / self.profile.name
+        return self.cache_dir / "replays" / f"{self.profile.name}-{self.dataset_tag}"
+
+    @property
+    def dataset_tag(self) -> str | None:
+        """A file-name-safe tag of ``self.dataset`` (its kind, folder name and a hash of its
+        path), for cache files a chapter writes about it; None on the synthetic world."""
+        if self.dataset is None:
+            return None
+        kind, path = _parse_real_dataset(self.dataset)
+        return f"{kind}-{_path_tag(path)}"
+
+    def world(self, domain: str = "A", **dials):
+        """The chapter's data: world ``domain`` at the profile's size, or the real dataset.
+
+        Without ``$REID_DATASET`` (``self.dataset``), or for another world than A, or with
+        the renderer's dials (``camera_style``, ``domain_gap``), this is
+        :func:`reidlib.data.synthetic.load_world` with the session's cache. With it, world A
+        is that dataset (:func:`reidlib.recipes.datasets.load_dataset`, decoded at the
+        profile's image size and cached under ``cache_dir/datasets``), a ``ReidSplits``
+        without the rendered world's attributes, camera styles or transit times; one line
+        says so. A missing or malformed tree raises
+        :class:`~reidlib.data.datasets.DatasetLayoutError` showing the layout expected, an
+        invalid spec a ValueError listing the valid forms; neither leaves a cache file.
+        """
+        if self.dataset is None or domain != "A" or dials:
+            from reidlib.data.synthetic import load_world
+
+            return load_world(domain, self.profile.name, cache_dir=self.cache_dir, **dials)
+        from reidlib.recipes.datasets import load_dataset
+
+        _parse_real_dataset(self.dataset)
+        splits = load_dataset(self.dataset, self.profile, self.cache_dir,
+                              progress=progress_enabled())
+        print(f"world A is {splits.name} from {self.dataset} ($REID_DATASET), decoded at "
+              f"{self.profile.image_size[0]}x{self.profile.image_size[1]}: its numbers are not "
+              "comparable with the course's synthetic world")
+        return splits
 
     @property
     def results_path(self) -> Path:
@@ -71,6 +126,8 @@ class Session:
         if not numbers:
             raise ValueError("record() needs at least one keyword, e.g. record(map=0.42)")
         clean = {key: _plain_value(key, value) for key, value in numbers.items()}
+        if self.dataset is not None:  # a reader of the file must see what the numbers are of
+            clean["dataset"] = self.dataset
         merged = {**read_results(self.results_path), **clean}
         with atomic_path(self.results_path) as tmp:
             tmp.write_text(json.dumps(merged, indent=2, allow_nan=False) + "\n")
@@ -131,6 +188,9 @@ def setup(chapter: str, seed: int = 0, profile: str | None = None) -> Session:
     ``profile`` defaults to ``$REID_PROFILE``, else the machine default (see
     ``reidlib.profiles.get_profile``); an unknown name raises a ValueError listing the
     valid ones.
+    ``$REID_DATASET`` (``market1501:PATH``, ...; a relative PATH is taken from the
+    repository root) becomes ``session.dataset``, which ``session.world("A")`` loads in
+    place of world A; an invalid one raises a ValueError listing the valid forms.
     """
     if not isinstance(chapter, str) or not _CHAPTER_NAME.fullmatch(chapter):
         raise ValueError(
@@ -143,6 +203,11 @@ def setup(chapter: str, seed: int = 0, profile: str | None = None) -> Session:
     set_torch_threads()
     set_plot_style()
     root = find_repo_root()
+    dataset = os.environ.get(DATASET_VARIABLE, "").strip() or None
+    if dataset is not None:  # a bad spec fails here, before anything is written
+        kind, path = _parse_real_dataset(dataset)
+        # relative to the repository root, where `make course` is typed (kernels run elsewhere)
+        dataset = f"{kind}:{path if path.is_absolute() else (root / path).resolve()}"
     session = Session(
         chapter=chapter,
         profile=chosen,
@@ -150,9 +215,11 @@ def setup(chapter: str, seed: int = 0, profile: str | None = None) -> Session:
         seed=seed,
         cache_dir=_env_path("REID_CACHE", root / "data" / "cache"),
         results_dir=_env_path("REID_BUILD", root / "build") / "results",
+        dataset=dataset,
     )
     print(
         f"chapter {chapter} | profile {chosen.name} | device {device} | torch {torch.__version__}"
+        + (f" | dataset {session.dataset}" if session.dataset else "")
     )
     return session
 
@@ -212,6 +279,31 @@ def set_plot_style(figsize: tuple[float, float] = (7.0, 4.0)) -> None:
     plt.rcParams["figure.figsize"] = figsize
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["axes.titlesize"] = "medium"
+
+
+def _parse_real_dataset(spec: str) -> tuple[str, Path]:
+    """``(kind, path)`` of a real release named by ``$REID_DATASET``; a ValueError otherwise.
+
+    The synthetic forms of ``--dataset`` are refused: the chapters render their worlds
+    themselves, so ``$REID_DATASET`` only ever names a real layout.
+    """
+    from reidlib.recipes.datasets import LAYOUTS, parse_dataset
+
+    try:
+        kind, path = parse_dataset(spec)
+    except ValueError:
+        kind = None
+    if kind not in LAYOUTS:
+        forms = ", ".join(f"{name}:PATH" for name in LAYOUTS)
+        raise ValueError(f"${DATASET_VARIABLE}={spec!r}: expected a real dataset as one of "
+                         f"{forms} (leave it unset for the course's synthetic world)")
+    return kind, path
+
+
+def _path_tag(path: Path) -> str:
+    """A short, file-name-safe tag of a dataset folder: its name and a hash of its path."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", path.name).strip("-") or "root"
+    return f"{name}-{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
 
 
 def _env_path(variable: str, default: Path) -> Path:
