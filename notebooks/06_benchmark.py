@@ -184,7 +184,7 @@ display(trends.round(1))
 
 # %%
 supervised = supervised_references()
-print({target: f"{value:.1f}" for target, value in supervised.items()})
+print("AGW's supervised mAP: " + ", ".join(f"{t} {v:.1f}" for t, v in supervised.items()))
 cuhk = survey[(survey.target == "CUHK03") & (survey.setting == "unsupervised")]["mAP"].max()
 print(f"CUHK03: the survey's best unsupervised mAP {cuhk:.1f} against AGW's supervised "
       f"{supervised['CUHK03']:.1f}: {cuhk / supervised['CUHK03']:.0%}, two different splits")
