@@ -153,7 +153,7 @@ world = session.world("A")
 settings, splits, cluster = video_settings(profile, world)
 train, query, gallery = splits.train, splits.query, splits.gallery
 print(tracklet_summary(splits))
-print({key: settings[key] for key in ("epochs", "k1", "eps", "buc_ratio")})
+print(", ".join(f"{key} {settings[key]}" for key in ("epochs", "k1", "eps", "buc_ratio")))
 
 # %% [markdown]
 # Each row below is one tracklet of the training set: its frames left to right, 0.4 s
@@ -567,7 +567,7 @@ broken, report = corrupt_tracklets(train, cut=0.2, split=0.2, switch=0.2, seed=s
 mixed = [t for t in np.unique(broken.tracklets)
          if len(np.unique(broken.pids[broken.tracklets == t])) > 1][:3]
 strips = [np.flatnonzero(broken.tracklets == t) for t in mixed]
-print({key: report[key] for key in ("cut", "split", "switch")},
+print(f"tracklets cut {report['cut']}, split {report['split']}, switched {report['switch']}; "
       f"tracklet purity {tracklet_purity(broken):.1%} (clean: {tracklet_purity(train):.0%})")
 image_rows(broken.images, strips,
            titles=[[f"pid {broken.pids[k]}" for k in r] for r in strips],
