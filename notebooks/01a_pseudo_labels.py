@@ -35,6 +35,12 @@
 # (Market-1501 protocol); features carry a strong camera signature (camera bias). We also
 # met the *generic pretrained backbone*: weights learnt on another synthetic world, on
 # clothing attributes, never on our identities. This chapter starts from it.
+#
+# **On a real dataset.** With `REID_DATASET=market1501:PATH` (or another layout of
+# `data/README.md`) the chapter runs on that dataset in place of world A, every section
+# included: it needs only images, camera ids and the identities that score the results. The
+# numbers are those of that dataset at the profile's image size, not comparable with the
+# synthetic world's or with the prose, which quotes the synthetic world.
 
 # %%
 # Colab, or a Jupyter without the course: fetch and install it (once).
@@ -67,7 +73,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from reidlib.data.synthetic import load_world
 from reidlib.models import build_model
 from reidlib.pseudo_labels import (
     buc_labels,
@@ -116,7 +121,7 @@ profile = session.profile
 # of them in the `smoke` and `quick` profiles, whole identities drawn at random in `full`.
 
 # %%
-world = load_world("A", profile.name)
+world = session.world("A")
 train = world.train.subset(world.train.pids >= 0)
 MAX_COMPARE = 5000  # BUC's dense N x N float64 matrix: 200 MB at N = 5000
 compare = train.subset(np.isin(train.pids, identities_upto(train.pids, MAX_COMPARE,

@@ -30,6 +30,12 @@
 # number itself, leaves outliers), BUC (single linkage with a diversity term, Eq. 2), HCT
 # (average linkage, Eq. 3) and SMP's reciprocal filter. Pairwise precision, recall and the
 # four label states told where each goes wrong.
+#
+# **On a real dataset.** With `REID_DATASET=market1501:PATH` (or another layout of
+# `data/README.md`) the chapter runs on that dataset in place of world A, every section
+# included: it needs only images, camera ids and the identities that score the results. The
+# numbers are those of that dataset at the profile's image size, not comparable with the
+# synthetic world's or with the prose, which quotes the synthetic world.
 
 # %%
 # Colab, or a Jupyter without the course: fetch and install it (once).
@@ -64,7 +70,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from reidlib.data.synthetic import load_world
 from reidlib.models import build_model
 from reidlib.notebook import find_repo_root
 from reidlib.pseudo_labels import (
@@ -92,7 +97,7 @@ profile = session.profile
 # identities for the one-shot comparisons; the loops of section 3 use every crop).
 
 # %%
-world = load_world("A", profile.name)
+world = session.world("A")
 train = world.train.subset(world.train.pids >= 0)
 compare = train.subset(np.isin(train.pids, identities_upto(train.pids, 5000, session.seed)))
 n_ids = len(np.unique(compare.pids))  # hidden: a real method does not know it
@@ -407,7 +412,11 @@ EmbeddingExplorer(loops["PUL loop (K-means)"].snapshots, images=images_shown.ima
 # %%
 recorded = find_repo_root() / "benchmarks" / "results" / f"chapter01-seeds-{profile.name}.json"
 seeds = json.loads(recorded.read_text()) if recorded.exists() else None
-if seeds is None:
+if session.on_real_data:
+    print(f"{recorded.name} holds the synthetic world's seeds, not shown on a real dataset: "
+          "this run only")
+    seeds = None
+elif seeds is None:
     print(f"no recorded seeds for the {profile.name} profile ({recorded.name}): this run only")
 
 fig, ax = plt.subplots(figsize=(7, 2.8))
