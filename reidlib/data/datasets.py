@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from reidlib.data.imageset import ImageSet, ReidSplits
 from reidlib.data.records import Record
-from reidlib.utils import atomic_path
+from reidlib.utils import atomic_path, progress_enabled
 
 
 class DatasetLayoutError(FileNotFoundError):
@@ -498,7 +498,7 @@ def _decode_all(records: Sequence[Record], size: tuple[int, int], workers: int) 
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         for _ in tqdm(pool.map(load, range(len(records))), total=len(records),
-                      desc="decoding images", unit="img"):
+                      desc="decoding images", unit="img", disable=not progress_enabled()):
             pass
     return images
 
