@@ -32,7 +32,7 @@ from reidlib.camera.cap import CAP
 from reidlib.camera.ice import ICE
 from reidlib.camera.metacam import MetaCam
 from reidlib.feature_learning import ClusterContrast
-from reidlib.feature_learning.compare import MethodResult, train_and_score
+from reidlib.feature_learning.compare import MethodResult, chapter_budget, train_and_score
 from reidlib.handcrafted import per_camera_normalise
 from reidlib.models import build_model
 from reidlib.utils import seed_everything
@@ -112,12 +112,7 @@ def train_method(name: str, session, world, settings: dict, train, cluster,
 
     seed_everything(seed)
     method, extra = build_method(name, backbone, train, settings, cluster, seed=seed)
-    if settings["epochs"] is None:
-        budget = dict(method.recipe)
-    else:
-        budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-                  "lr": settings["lr"],
-                  "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    budget = chapter_budget(method, settings)
     budget.update({key: value for key, value in extra.items() if key == "iters"})
     budget.update(fit_args)
     if isinstance(method, CameraBNContrast):

@@ -29,7 +29,7 @@ from reidlib.camera.compare import camera_bn_features, camera_bn_score, centred_
 from reidlib.domain_adaptation.dsbn import convert_domain_bn, domain_bn_layers, domains
 from reidlib.domain_adaptation.spcl_uda import TARGET, SpCLUDA, source_target_set
 from reidlib.feature_learning import ClusterContrast
-from reidlib.feature_learning.compare import MethodResult, train_and_score
+from reidlib.feature_learning.compare import MethodResult, chapter_budget, train_and_score
 from reidlib.feature_learning.mmt import MutualMeanTeaching
 from reidlib.feature_learning.part_contrast import PartContrast
 from reidlib.training.features import extract_features
@@ -75,11 +75,7 @@ def budget(method, settings: dict) -> dict:
     ``k``, ``lr``; ``iters`` for the reference sampler), or in the full profile
     (``settings["epochs"]`` None) the method's own recipe, MMT's UDA recipe for a method
     that publishes none (the notebook's rule)."""
-    if settings["epochs"] is None:
-        return dict(method.recipe or MutualMeanTeaching.recipe)
-    return {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-            "lr": settings["lr"],
-            "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    return chapter_budget(method, settings, method.recipe or MutualMeanTeaching.recipe)
 
 
 def _dsbn_extract(model, images):

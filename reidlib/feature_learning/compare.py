@@ -29,8 +29,8 @@ from reidlib.training.loop import History, fit
 from reidlib.utils import progress_enabled
 from reidlib.viz.explorer import Snapshot
 
-__all__ = ["MethodResult", "chapter_settings", "clustering_on_validation", "results_table",
-           "train_and_score"]
+__all__ = ["MethodResult", "chapter_budget", "chapter_settings", "clustering_on_validation",
+           "results_table", "train_and_score"]
 
 # the short budget of chapters 2-3 (epochs); the full profile takes each paper's recipe
 EPOCHS = {"smoke": 1, "quick": 3, "full": None}
@@ -129,6 +129,19 @@ def results_table(results: Iterable[MethodResult], references: dict[str, dict] |
                              f"{list(references or {})}")
         table["of upper bound"] = table["mAP"] / references[upper]["mAP"]
     return table
+
+
+def chapter_budget(method, settings: dict, full: dict | None = None) -> dict:
+    """``fit``'s budget for ``method`` under ``settings`` (:func:`chapter_settings`): the
+    short budget (``epochs``, ``p``, ``k``, ``lr``; ``iters`` only for the reference
+    sampler, one pass for the others), or in the full profile (``settings["epochs"]`` None)
+    ``full`` (default: the method's published ``recipe``), copied. Chapters 3-5 and the
+    recipes pass their own fallback for a method that publishes no recipe."""
+    if settings["epochs"] is None:
+        return dict(method.recipe if full is None else full)
+    return {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
+            "lr": settings["lr"],
+            "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
 
 
 def chapter_settings(profile, world, seed: int = 0) -> tuple[dict, ImageSet, Callable]:

@@ -133,12 +133,10 @@ def _loop_recipe(make_cluster):
 def _budget(method, settings: dict, profile) -> dict:
     """Chapter 2's ``budget(method)``: the short budget, or in the full profile the paper's
     recipe (chapter 0's supervised budget for a method that has none)."""
-    if settings["epochs"] is None:
-        return dict(method.recipe) or {"epochs": profile.epochs, "p": profile.p,
-                                       "k": profile.k, "lr": profile.lr}
-    return {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-            "lr": settings["lr"],
-            "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    from reidlib.feature_learning.compare import chapter_budget
+
+    return chapter_budget(method, settings, method.recipe or {
+        "epochs": profile.epochs, "p": profile.p, "k": profile.k, "lr": profile.lr})
 
 
 def _chapter2(build):

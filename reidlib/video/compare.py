@@ -33,7 +33,12 @@ import numpy as np
 
 from reidlib.evaluation.metrics import evaluate
 from reidlib.feature_learning import ClusterContrast
-from reidlib.feature_learning.compare import MethodResult, chapter_settings, train_and_score
+from reidlib.feature_learning.compare import (
+    MethodResult,
+    chapter_budget,
+    chapter_settings,
+    train_and_score,
+)
 from reidlib.models import build_model
 from reidlib.pseudo_labels.generators import jaccard_dbscan
 from reidlib.pseudo_labels.quality import label_quality
@@ -239,12 +244,8 @@ def train_method(name: str, session, splits, settings: dict, cluster, seed: int 
     train, noise_report = noisy_train(splits.train, noise, seed)
     seed_everything(seed)
     method, extra = build_method(name, backbone, train, settings)
-    if settings["epochs"] is None:  # the full profile: the paper's recipe (Cluster
-        budget = dict(method.recipe or ClusterContrast.recipe)  # Contrast's for UTAL / TAUDL)
-    else:
-        budget = {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-                  "lr": settings["lr"],
-                  "iters": settings["iters"] if method.sampler == "multi_gallery" else None}
+    # the full profile: the paper's recipe (Cluster Contrast's for UTAL / TAUDL)
+    budget = chapter_budget(method, settings, method.recipe or ClusterContrast.recipe)
     learnt, kept = {}, {}
 
     def video_score(model):
