@@ -106,6 +106,7 @@ from reidlib.directions.text import (
 )
 from reidlib.feature_learning import ClusterContrast
 from reidlib.feature_learning.compare import (
+    chapter_budget,
     chapter_settings,
     clustering_on_validation,
     train_and_score,
@@ -230,7 +231,8 @@ display(table[columns].style.format(
 # (n - 1) over the seeds of one (setting, dataset, source, budget, method). Here for UTAL:
 
 # %%
-utal = rows[(rows.method == "UTAL") & (rows.setting == "video")]
+utal = rows[(rows.method == "UTAL") & (rows.setting == "video")
+            & (rows.dataset == "synthetic:A") & (rows.budget == "3 epochs")]
 values = utal["mAP"].to_numpy(float)
 mean = values.sum() / len(values)
 std = np.sqrt(((values - mean) ** 2).sum() / (len(values) - 1))
@@ -369,10 +371,7 @@ display(beside.round(1))
 world, world_b = session.world("A"), session.world("B")
 settings, train, cluster = chapter_settings(profile, world)
 cc = ClusterContrast(build_model(profile.arch, weights="synthetic").to(session.device))
-budget = (dict(ClusterContrast.recipe) if settings["epochs"] is None else
-          {"epochs": settings["epochs"], "p": settings["p"], "k": settings["k"],
-           "lr": settings["lr"],
-           "iters": settings["iters"] if cc.sampler == "multi_gallery" else None})
+budget = chapter_budget(cc, settings)  # chapter 2's budget (the recipe's in the full profile)
 cc_result = train_and_score(cc, train, cluster=cluster, seed=session.seed,
                             score=lambda m: session.score(m, world), **budget)
 models = {
