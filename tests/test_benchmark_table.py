@@ -171,3 +171,53 @@ def test_the_course_recorded_results_make_a_table():
     assert {"fully unsupervised", "domain adaptation", "video"} <= set(
         table.index.get_level_values("setting"))
     assert (table["mAP"].between(0, 1)).all()
+
+
+def _recipe_row(seed: int, minutes: float, concurrent: int | None, mAP: float = 0.5) -> dict:
+    row = dict.fromkeys(ROW_KEYS)
+    settings = {"profile": "quick", "epochs": 3}
+    if concurrent is not None:
+        settings.update(threads=2 // concurrent, concurrent_runs=concurrent)
+    row.update(method="ICE", chapter="3", dataset="synthetic:B", source="", seed=seed,
+               profile="quick", mAP=mAP, rank1=0.5, mINP=0.3, pairwise_f=0.4, minutes=minutes,
+               settings=settings, command="x", date="y")
+    return row
+
+
+def test_minutes_come_from_the_runs_made_alone(tmp_path):
+    # seed 0 alone (2.0 min, no concurrency recorded), seeds 1-2 two at a time (3.0, 3.4 min)
+    _write(tmp_path / "ch6-runs-quick.json", {"rows": [
+        _recipe_row(0, 2.0, None, 0.4), _recipe_row(1, 3.0, 2, 0.5), _recipe_row(2, 3.4, 2, 0.6)]})
+    line = benchmark_table(recorded_rows(tmp_path)).loc[
+        ("fully unsupervised", "synthetic:B", "", "3 epochs", "ICE")]
+    assert line["minutes"] == pytest.approx(2.0) and line["minutes alone"]
+    assert line["mAP"] == pytest.approx(0.5) and line["seeds"] == 3  # every seed's accuracy
+    # no run alone: the concurrent runs' minutes, marked as such
+    _write(tmp_path / "ch6-runs-quick.json", {"rows": [
+        _recipe_row(1, 3.0, 2), _recipe_row(2, 3.4, 2)]})
+    line = benchmark_table(recorded_rows(tmp_path)).loc[
+        ("fully unsupervised", "synthetic:B", "", "3 epochs", "ICE")]
+    assert line["minutes"] == pytest.approx(3.2) and not line["minutes alone"]
+
+
+def test_the_grid_merges_each_run_once_with_its_threads(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("chapter6_runs",
+                                                  REPO / "benchmarks" / "chapter6_runs.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    out, parts = tmp_path / "out.json", tmp_path / ".out.json.parts"
+    parts.mkdir()
+    first = _recipe_row(0, 2.0, None)
+    _write(out, {"rows": [first]})
+    for i, seed in [(1, 1), (2, 2)]:
+        row = _recipe_row(seed, 3.0, None)
+        row["command"] = f"python -m reidlib.recipes ice --out {parts / f'run-{i}.json'}"
+        _write(parts / f"run-{i}.json", {"rows": [row]})
+    assert grid.collect(parts, out, threads=1, concurrent=2) == 2
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["seed"] for r in rows] == [0, 1, 2] and not list(parts.glob("run-*.json"))
+    assert rows[0]["settings"] == first["settings"]  # a row already merged is left as it was
+    assert rows[1]["settings"]["threads"] == 1 and rows[1]["settings"]["concurrent_runs"] == 2
+    assert rows[2]["command"] == f"python -m reidlib.recipes ice --out {out}"
+    assert grid.collect(parts, out) == 0 and json.loads(out.read_text())["rows"] == rows

@@ -232,6 +232,24 @@ def test_end_to_end_on_a_world_resumes_finished_runs_and_merges_rows(env, tmp_pa
 
 
 @pytest.mark.slow
+def test_upper_scores_chapter_0s_supervised_model_and_fills_the_share(env, tmp_path, capsys):
+    out = tmp_path / "results.json"
+    code, _, err = _main(capsys, "cluster-contrast", "--dataset", "synthetic:A", "--profile",
+                         "smoke", "--out", str(out), "--workdir", str(tmp_path / "w"),
+                         "--no-progress", "--upper")
+    assert code == 0, err
+    row = json.loads(out.read_text())["rows"][0]
+    # the same supervised model of the same world, scored in this process (read from the
+    # cache the command filled)
+    session = setup("recipes", seed=0, profile="smoke")
+    world = load_world("A", "smoke", progress=False)
+    expected = session.score(session.upper_bound(world, progress=False), world)["mAP"]
+    assert row["upper_mAP"] == pytest.approx(expected, abs=1e-6)
+    assert row["of_upper"] == pytest.approx(row["mAP"] / expected, abs=1e-6)
+    assert 0 < row["of_upper"] < 2 and row["command"].endswith("--upper")
+
+
+@pytest.mark.slow
 def test_end_to_end_on_a_world_exported_in_market1501_layout(env, world, tmp_path, capsys):
     root = export_market1501(world, tmp_path / "market", progress=False)
     out = tmp_path / "results.json"

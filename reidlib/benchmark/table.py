@@ -266,7 +266,9 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per (setting, dataset, source, budget, method): the mean and standard deviation over
     seeds of mAP, rank-1, mINP, pairwise F, minutes and share of the upper bound, the number
     of seeds, the chapter and the survey family. A column a run did not record stays NaN
-    (chapter 2's seeds recorded test mAP only); the std of one seed is NaN, not 0."""
+    (chapter 2's seeds recorded test mAP only); the std of one seed is NaN, not 0. Minutes
+    are averaged over the runs made alone on the machine where a line has any (``minutes
+    alone`` True), else over the runs made two at a time (``settings["concurrent_runs"]``)."""
     if rows.empty:
         raise ValueError("benchmark_table needs at least one row")
     frame = rows.copy()
@@ -275,10 +277,18 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     for column in metrics:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     keys = ["setting", "dataset", "source", "budget", "method"]
+    # minutes of runs made alone on the machine, where a line has any: the grid ran some cells
+    # two at a time on half the cores each (benchmarks/chapter6_runs.py --jobs), slower per run
+    frame["alone"] = [not isinstance(s, dict) or s.get("concurrent_runs", 1) == 1
+                      for s in frame.get("settings", [None] * len(frame))]
+    timed = frame.minutes.notna()
+    has_alone = (frame.alone & timed).groupby([frame[k] for k in keys]).transform("any")
+    frame.loc[has_alone & ~frame.alone, "minutes"] = float("nan")
     grouped = frame.groupby(keys, sort=False)
     table = grouped[metrics].mean()
     spread = grouped[metrics].std(ddof=1).add_suffix(" std")
     table = table.join(spread)
+    table["minutes alone"] = has_alone.groupby([frame[k] for k in keys], sort=False).any()
     table["seeds"] = grouped["seed"].nunique()
     table["chapter"] = grouped["chapter"].first()
     table["family"] = grouped["family"].first()
