@@ -95,7 +95,13 @@ def test_the_same_run_in_two_files_counts_once_and_recipes_win(tmp_path):
     assert len(best) == 1 and best.mAP.iloc[0] == 0.44
     # a recipe's title is the table's name: it replaces chapter 4's row of the same run
     cc = rows[(rows.setting == "domain adaptation") & (rows.method == "Cluster Contrast")]
-    assert len(cc) == 1 and cc.mAP.iloc[0] == 0.33
+    assert len(cc) == 1 and cc.mAP.iloc[0] == 0.33 and cc.recipe.iloc[0]
+    # the table counts a line's grid runs: chapter 3's MMT seed 0 was replaced by the recipe's
+    table = benchmark_table(rows)
+    assert table.loc[("fully unsupervised", "synthetic:A", "", "3 epochs", "MMT"),
+                     "grid runs"] == 1
+    assert table.loc[("fully unsupervised", "synthetic:A", "", "3 epochs", "ECN (exemplar memory)"),
+                     "grid runs"] == 0
 
 
 def test_table_means_and_spread_by_hand(tmp_path):
@@ -192,6 +198,7 @@ def test_minutes_come_from_the_runs_made_alone(tmp_path):
         ("fully unsupervised", "synthetic:B", "", "3 epochs", "ICE")]
     assert line["minutes"] == pytest.approx(2.0) and line["minutes alone"]
     assert line["mAP"] == pytest.approx(0.5) and line["seeds"] == 3  # every seed's accuracy
+    assert line["grid runs"] == 3
     # no run alone: the concurrent runs' minutes, marked as such
     _write(tmp_path / "ch6-runs-quick.json", {"rows": [
         _recipe_row(1, 3.0, 2), _recipe_row(2, 3.4, 2)]})

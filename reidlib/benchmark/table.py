@@ -206,8 +206,9 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 def recorded_rows(results_dir: str | os.PathLike, profile: str = "quick",
                   upper: dict[str, float] | None = None) -> pd.DataFrame:
     """Every recorded run of ``profile`` under ``results_dir`` as one frame of table rows,
-    with two derived columns: ``setting`` ("fully unsupervised", "domain adaptation", "video":
-    chapter 5 scores tracklets on its own split) and ``budget`` (the training length).
+    with three derived columns: ``setting`` ("fully unsupervised", "domain adaptation",
+    "video": chapter 5 scores tracklets on its own split), ``budget`` (the training length)
+    and ``recipe`` (the row is one of the grid's ``python -m reidlib.recipes`` runs).
 
     ``upper``: dataset -> supervised mAP, filling ``upper_mAP`` where a file did not record
     it (chapter 0's model of world A is in every chapter's file; B's in chapter 4's
@@ -228,6 +229,7 @@ def recorded_rows(results_dir: str | os.PathLike, profile: str = "quick",
     if not rows and not recipe_rows:
         raise ValueError(f"no recorded runs of profile {profile!r} under {results_dir}")
     frame = pd.DataFrame(rows + recipe_rows, columns=list(ROW_KEYS))
+    frame["recipe"] = [False] * len(rows) + [True] * len(recipe_rows)
     frame["setting"] = [_setting(c, s) for c, s in zip(frame.chapter, frame.source, strict=True)]
     frame["budget"] = [_budget(s) for s in frame.settings]
     key = ["setting", "method", "dataset", "source", "budget", "seed"]
@@ -265,8 +267,9 @@ def _setting(chapter: str, source: str) -> str:
 def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     """One line per (setting, dataset, source, budget, method): the mean and standard deviation over
     seeds of mAP, rank-1, mINP, pairwise F, minutes and share of the upper bound, the number
-    of seeds, the chapter and the survey family. A column a run did not record stays NaN
-    (chapter 2's seeds recorded test mAP only); the std of one seed is NaN, not 0. Minutes
+    of seeds, how many of them are the grid's recipe runs (``grid runs``), the chapter and the
+    survey family. A column a run did not record stays NaN (chapter 2's seeds recorded test
+    mAP only); the std of one seed is NaN, not 0. Minutes
     are averaged over the runs made alone on the machine where a line has any (``minutes
     alone`` True), else over the runs made two at a time (``settings["concurrent_runs"]``)."""
     if rows.empty:
@@ -290,6 +293,8 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     table = table.join(spread)
     table["minutes alone"] = has_alone.groupby([frame[k] for k in keys], sort=False).any()
     table["seeds"] = grouped["seed"].nunique()
+    # how many of the line's runs are the grid's recipe runs (the benchmark proper)
+    table["grid runs"] = grouped["recipe"].sum().astype(int)
     table["chapter"] = grouped["chapter"].first()
     table["family"] = grouped["family"].first()
     return table.sort_values(["setting", "dataset", "source", "budget", "mAP"],
