@@ -22,6 +22,7 @@ from reidlib.feature_learning.compare import chapter_settings
 from reidlib.notebook import setup
 from reidlib.recipes.adaptation import RECIPES
 from reidlib.recipes.core import RecipeRun
+from reidlib.training.checkpoint import read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +91,10 @@ def test_a_killed_run_resumes_from_its_checkpoint(worlds, tmp_path, monkeypatch)
     monkeypatch.setattr(loop, "_fit_epoch", no_training)
     again = RECIPES["uda-cluster-contrast"].run(recipe_run(worlds, tmp_path))
     assert again.scores == first.scores
+    # its minutes are the epochs' the checkpoint records, not the moment it took to read it
+    [checkpoint] = tmp_path.rglob("fit.pt")
+    epochs = sum(r["seconds"] for r in read_checkpoint(checkpoint)["history"]["records"])
+    assert epochs > 0 and again.seconds >= epochs
     with pytest.raises(AssertionError, match="must not train"):  # the patch is live
         RECIPES["uda-cluster-contrast"].run(recipe_run(worlds, tmp_path / "fresh"))
 

@@ -94,6 +94,7 @@ def train_and_score(method, train: ImageSet, *, cluster: Callable[[np.ndarray], 
                   select=select, seed=seed,
                   snapshot_rows=snapshot_rows, progress=progress_enabled(progress), **fit_args)
     seconds = time.perf_counter() - start
+    seconds += history.earlier_seconds(seconds)  # epochs trained before a kill
     scored = train if scored is None else scored
     if extract is None:
         features = extract_features(method.feature_model(), scored, flip=False, progress=False)

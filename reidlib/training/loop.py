@@ -125,6 +125,13 @@ class History:
     def wall_time(self) -> float:
         return sum(r.seconds for r in self.records)
 
+    def earlier_seconds(self, fit_seconds: float) -> float:
+        """The seconds of the epochs trained before the call of ``fit`` that took
+        ``fit_seconds`` (a run resumed after a kill; 0 for an unbroken one): what the
+        records hold beyond it. A resumed run's wall time is ``fit_seconds`` plus this, so
+        a kill does not make a method look faster."""
+        return max(0.0, self.wall_time - fit_seconds)
+
     @property
     def images_per_s(self) -> float:
         train_s = sum(r.seconds - r.cluster_seconds for r in self.records)
