@@ -6,7 +6,7 @@ Each run is ``python -m reidlib.recipes METHOD --dataset ... [--source ...] --se
 <file>`` in its own process (a crash costs one cell, not the batch), so every row is exactly
 what a researcher's command gives. Runs already in the file are skipped, and a killed run
 resumes from its checkpoint, so the grid can be filled over several sittings. ``--jobs 2`` runs
-two cells at once, each on half the cores (on our 2-core machine 1.4x the runs per hour of one
+two cells at once, each on half the cores (on our 2-core machine 1.5x the runs per hour of one
 run on both cores); each row records ``threads`` and ``concurrent_runs`` in its settings, since
 its minutes are then not those of a run alone (``reidlib.benchmark.table`` takes a method's
 minutes from the runs made alone where there are any)::

@@ -249,9 +249,9 @@ assert np.isclose(mean, line["mAP"]) and np.isclose(std, line["mAP std"])
 # world A and on world B (and domain adaptation in both directions), at the chapters'
 # budget, the same start, each keeping its best epoch on the validation identities ("best on
 # validation"; the methods with per-domain or per-camera BN keep their last, as their
-# chapters explain). The lines with `grid runs` above. Each method's mean mAP with its
-# spread over seeds (a line for one standard deviation either side; a lone dot: one seed
-# recorded so far), coloured by the survey's family:
+# chapters explain): the table's lines with `grid runs` above zero. Each method's mean
+# mAP with its spread over seeds (a line for one standard deviation either side; a lone
+# dot: one seed recorded so far), coloured by the survey's family:
 
 # %%
 def grid_lines(setting, dataset, source=""):
@@ -269,8 +269,7 @@ blocks = [("fully unsupervised", "synthetic:A", "", "fully unsupervised, world A
           ("domain adaptation", "synthetic:B", "synthetic:A", "domain adaptation, A -> B"),
           ("video", "synthetic:B", "", "video, world B (tracklets)")]
 palette = {family: f"C{i}" for i, family in enumerate(sorted(set(table["family"])))}
-fig, axes = plt.subplots(2, 3, figsize=(17, 13), layout="constrained",
-                         gridspec_kw={"height_ratios": [1, 1]})
+fig, axes = plt.subplots(2, 3, figsize=(17, 13), layout="constrained")
 shown_families = set()
 for ax, (setting, dataset, source, title) in zip(axes.flat, blocks, strict=True):
     block = grid_lines(setting, dataset, source).sort_values("mAP")
@@ -297,17 +296,20 @@ plt.show()
 # An ordering of ours counts as agreeing only when it holds on both worlds.
 
 # %%
-def ours(setting, method, world="A"):
-    """The grid's line of one method on one world (domain adaptation: from the other)."""
+def world_block(setting, world):
+    """The grid's lines of one setting on one world (domain adaptation: from the other)."""
     source = {"A": "synthetic:B", "B": "synthetic:A"}[world]
-    source = source if setting == "domain adaptation" else ""
-    return grid_lines(setting, f"synthetic:{world}", source).loc[method]
+    return grid_lines(setting, f"synthetic:{world}",
+                      source if setting == "domain adaptation" else "")
+
+
+def ours(setting, method, world="A"):
+    return world_block(setting, world).loc[method]
 
 
 def ours_family(family, world="A"):
     """The grid's best domain-adaptation line of one survey family on one world."""
-    source = {"A": "synthetic:B", "B": "synthetic:A"}[world]
-    block = grid_lines("domain adaptation", f"synthetic:{world}", source)
+    block = world_block("domain adaptation", world)
     block = block[block["family"] == family]
     return block.loc[block["mAP"].idxmax()]
 

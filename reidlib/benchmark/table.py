@@ -269,9 +269,9 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     seeds of mAP, rank-1, mINP, pairwise F, minutes and share of the upper bound, the number
     of seeds, how many of them are the grid's recipe runs (``grid runs``), the chapter and the
     survey family. A column a run did not record stays NaN (chapter 2's seeds recorded test
-    mAP only); the std of one seed is NaN, not 0. Minutes
-    are averaged over the runs made alone on the machine where a line has any (``minutes
-    alone`` True), else over the runs made two at a time (``settings["concurrent_runs"]``)."""
+    mAP only); the std of one seed is NaN, not 0. Minutes are averaged over the runs made
+    alone on the machine where a line has any (``minutes alone`` True), else over the runs
+    made two at a time (``settings["concurrent_runs"]``)."""
     if rows.empty:
         raise ValueError("benchmark_table needs at least one row")
     frame = rows.copy()
@@ -282,16 +282,15 @@ def benchmark_table(rows: pd.DataFrame) -> pd.DataFrame:
     keys = ["setting", "dataset", "source", "budget", "method"]
     # minutes of runs made alone on the machine, where a line has any: the grid ran some cells
     # two at a time on half the cores each (benchmarks/chapter6_runs.py --jobs), slower per run
-    frame["alone"] = [not isinstance(s, dict) or s.get("concurrent_runs", 1) == 1
-                      for s in frame.get("settings", [None] * len(frame))]
-    timed = frame.minutes.notna()
-    has_alone = (frame.alone & timed).groupby([frame[k] for k in keys]).transform("any")
-    frame.loc[has_alone & ~frame.alone, "minutes"] = float("nan")
+    alone = frame.settings.map(lambda s: s.get("concurrent_runs", 1) == 1).astype(bool)
+    frame["timed alone"] = frame.minutes.notna() & alone
+    has_alone = frame.groupby(keys)["timed alone"].transform("any")
+    frame.loc[has_alone & ~frame["timed alone"], "minutes"] = float("nan")
     grouped = frame.groupby(keys, sort=False)
     table = grouped[metrics].mean()
     spread = grouped[metrics].std(ddof=1).add_suffix(" std")
     table = table.join(spread)
-    table["minutes alone"] = has_alone.groupby([frame[k] for k in keys], sort=False).any()
+    table["minutes alone"] = grouped["timed alone"].any()
     table["seeds"] = grouped["seed"].nunique()
     # how many of the line's runs are the grid's recipe runs (the benchmark proper)
     table["grid runs"] = grouped["recipe"].sum().astype(int)
