@@ -16,10 +16,12 @@ setup: $(STAMP)
 
 # torch and torchvision are installed together, in one resolver run, so the pair
 # always matches; a machine-local CPU-only torch wheel has no torchvision build.
+# --no-cache-dir: PyPI's Linux torch pulls several GB of CUDA libraries; caching the
+# wheels as well as unpacking them doubles that, and a CI run once ran out of disk here.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade --quiet pip
-	$(PIP) install --quiet torch torchvision
+	$(PIP) install --quiet --no-cache-dir torch torchvision
 	$(PIP) install --quiet -e ".[dev]"
 	$(PY) -c "import torch, torchvision, faiss, sklearn, umap; print('reidlib env: torch', torch.__version__, 'torchvision', torchvision.__version__)"
 	touch $(STAMP)
