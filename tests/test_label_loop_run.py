@@ -2,12 +2,15 @@
 snapshots of chosen rows only (chapter 1b), and slice_snapshot."""
 
 import numpy as np
+import pytest
 import torch
 from fakes import colour_identity_set
 
+import reidlib.training.loop as training_loop
 from reidlib.models import build_model
 from reidlib.pseudo_labels import kmeans_labels, label_quality
 from reidlib.pseudo_labels.loop import pseudo_label_loop, pseudo_label_rounds, slice_snapshot
+from reidlib.training.checkpoint import read_checkpoint
 from reidlib.viz import Snapshot
 
 
@@ -32,6 +35,36 @@ def test_loop_run_matches_rounds_and_scores_the_final_model():
     np.testing.assert_array_equal(run.snapshots[-1].pid, train.pids[rows])
     assert run.quality == label_quality(run.labels, train.pids, train.camids)
     assert run.labels.min() >= -1 and run.seconds > 0
+
+
+def test_a_resumed_loop_counts_the_epochs_trained_before_its_kill(tmp_path, monkeypatch):
+    """A loop resumed from its finished checkpoint trains nothing, and its ``seconds`` are
+    still those of the epochs the checkpoint records (plus the final clustering), not the
+    moment it took to read them: a kill must not make a method look faster."""
+    train = colour_identity_set(12, 6, 3, (32, 16), 0)
+
+    def cluster(f):
+        return kmeans_labels(f, 12, seed=0)
+
+    def run():
+        torch.manual_seed(0)
+        return pseudo_label_loop(build_model("small"), train, cluster, rounds=2,
+                                 epochs_per_round=1, p=4, k=2, lr=1e-3, seed=0,
+                                 progress=False, checkpoint=tmp_path / "fit.pt")
+
+    first = run()
+    epochs = sum(r["seconds"] for r in read_checkpoint(tmp_path / "fit.pt")["history"]["records"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a resumed finished loop must not train again")
+
+    monkeypatch.setattr(training_loop, "_fit_epoch", no_training)
+    again = run()
+    assert again.quality == first.quality
+    assert epochs > 0 and again.seconds >= epochs
+    with pytest.raises(AssertionError, match="must not train"):  # the patch is live
+        pseudo_label_loop(build_model("small"), train, cluster, rounds=1, epochs_per_round=1,
+                          p=4, k=2, lr=1e-3, seed=0, progress=False)
 
 
 def test_slice_snapshot_slices_every_per_point_field():

@@ -120,7 +120,8 @@ class LoopRun:
     ``history``: the loop's :class:`~reidlib.training.History` (one record per epoch; the
     first epoch of each round carries its labels, quality and snapshot); ``labels`` /
     ``quality`` / ``snapshot``: the re-clustering of the final model's features (what the
-    next round would train on); ``seconds``: wall time, training and final clustering.
+    next round would train on); ``seconds``: wall time, training and final clustering,
+    with the epochs trained before a kill when the run was resumed from its checkpoint.
     """
 
     history: History
@@ -158,6 +159,8 @@ def pseudo_label_loop(model, train: ImageSet, cluster, *, rounds: int, epochs_pe
     history = _fit_rounds(model, train, cluster, rounds, epochs_per_round, p, k, lr, seed,
                           progress_enabled(progress), rows, val=val, keep_best=keep_best,
                           checkpoint=checkpoint)
+    # epochs trained before a kill count too: a resumed run is not a faster one
+    start -= history.earlier_seconds(time.perf_counter() - start)
     features = extract_features(model, train, flip=False, progress=False).numpy()
     labels = contiguous(cluster_features(cluster, features, rounds))[0]
     quality, snapshot = record_round(rounds, features, labels, train, name="after training",
