@@ -77,6 +77,10 @@ from reidlib.viz.replay import compare, demo, list_replays, load_replay, replay_
 replays = session.replay_dir
 recorded = list_replays(replays)
 print(f"replays in {replays}: {recorded or 'none'}")
+if session.on_real_data:  # $REID_DATASET: say which views are of that dataset
+    print(f"On {session.dataset}: the replays are the runs chapters 1b-4 recorded on it; the "
+          "stand-in run (when they are missing) and the dials of sections 4 and 5 are the "
+          "synthetic worlds'.")
 
 # %% [markdown]
 # ## 1. Which runs to show
