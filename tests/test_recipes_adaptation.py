@@ -9,6 +9,7 @@ source without what a method needs fails with a clear message.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -97,6 +98,25 @@ def test_a_killed_run_resumes_from_its_checkpoint(worlds, tmp_path, monkeypatch)
     assert epochs > 0 and again.seconds >= epochs
     with pytest.raises(AssertionError, match="must not train"):  # the patch is live
         RECIPES["uda-cluster-contrast"].run(recipe_run(worlds, tmp_path / "fresh"))
+
+
+def test_untrained_recipes_leave_the_shared_source_model_out_of_their_minutes(
+        worlds, tmp_path, monkeypatch):
+    """Direct transfer and AdaBN train nothing on the target: the source model every UDA
+    recipe starts from (trained once, then cached) is not their time, as it is not the
+    trained recipes' (a first run on an empty cache once recorded AdaBN at 3.8 minutes)."""
+    import reidlib.recipes.adaptation as adaptation
+
+    real = adaptation.source_model
+
+    def slow_source_model(*args, **kwargs):
+        time.sleep(3.0)  # as if the source model were trained now
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(adaptation, "source_model", slow_source_model)
+    assert RECIPES["direct-transfer"].run(recipe_run(worlds, tmp_path)).seconds == 0.0
+    adapted = RECIPES["adabn"].run(recipe_run(worlds, tmp_path))
+    assert 0 < adapted.seconds < 3.0
 
 
 def test_the_source_model_needs_only_the_splits(worlds):
