@@ -259,8 +259,8 @@ assert np.isclose(mean, line["mAP"]) and np.isclose(std, line["mAP std"])
 # budget, the same start, each keeping its best epoch on the validation identities ("best on
 # validation"; the methods with per-domain or per-camera BN keep their last, as their
 # chapters explain): the table's lines with `grid runs` above zero. Each method's mean
-# mAP with its spread over seeds (a line for one standard deviation either side; a lone
-# dot: one seed recorded so far), coloured by the survey's family:
+# mAP with its spread over seeds (a line for one standard deviation either side; the seeds
+# in brackets), coloured by the survey's family:
 
 # %%
 def grid_lines(setting, dataset, source=""):
@@ -303,7 +303,7 @@ plt.show()
 # %% [markdown]
 # **Beside the survey.** The survey's tables support a few orderings; the cell below puts
 # each next to ours on each world (the survey: the best of a family on its most reported
-# benchmark, or a method's own number; ours: the grid's mean mAP over the seeds recorded).
+# benchmark, or a method's own number; ours: the grid's mean mAP over its three seeds).
 # An ordering of ours counts as agreeing only when it holds on both worlds.
 
 # %%
